@@ -1,0 +1,158 @@
+"""The deep equilibrium layer: z* = f(z*, x), differentiated by the implicit function theorem."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .solvers import SolverInputError, SolverResult, get_solver, solve
+
+__all__ = ["DEQ"]
+
+_BACKWARD_MODES = ("ift", "jfb")
+
+
+class _ImplicitBackward(torch.autograd.Function):
+    """Identity in the forward pass; in the backward pass it turns the incoming
+    gradient u = dl/dz* into g solving the adjoint fixed point g = (df/dz)^T g + u,
+    so that autograd, continuing through one application of f, yields
+    dl/dtheta = u (I - df/dz)^-1 df/dtheta (the implicit function theorem)."""
+
+    @staticmethod
+    def forward(ctx, fz: torch.Tensor, z_leaf: torch.Tensor, deq: "DEQ") -> torch.Tensor:  # type: ignore[override]
+        ctx.deq = deq
+        ctx.save_for_backward(fz, z_leaf)
+        return fz.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        fz, z_leaf = ctx.saved_tensors
+        deq: DEQ = ctx.deq
+
+        def adjoint_map(g: torch.Tensor) -> torch.Tensor:
+            (vjp,) = torch.autograd.grad(fz, z_leaf, g, retain_graph=True)
+            return vjp + grad
+
+        result = solve(
+            adjoint_map,
+            torch.zeros_like(grad),
+            method=deq.backward_solver,
+            tol=deq.backward_tol,
+            max_iter=deq.backward_max_iter,
+            **deq.backward_options,
+        )
+        deq.last_backward = result
+        return result.z, None, None
+
+
+class DEQ(nn.Module):
+    """A deep equilibrium layer around ``f(z, x)``.
+
+    The forward pass solves z* = f(z*, x) without building a graph, then applies
+    f once more with autograd on; gradients come from the implicit function
+    theorem (``backward="ift"``, an adjoint fixed point solved by its own solver
+    and tolerance) or from that single step (``backward="jfb"``, Jacobian-free).
+    Statistics of the last solves are kept in :attr:`last_forward` and
+    :attr:`last_backward` (:class:`andersonn.SolverResult`).
+
+    Args:
+        f: a module or callable ``f(z, x) -> z`` preserving the shape of z.
+            It must treat samples independently (e.g. GroupNorm, not BatchNorm),
+            since converged samples are dropped from the batch during the solve.
+        solver: forward solver name (``"anderson"`` or ``"forward"``, or any registered one).
+        tol, max_iter: forward stopping rule.
+        backward: ``"ift"`` (default) or ``"jfb"``.
+        backward_solver, backward_tol, backward_max_iter, backward_options: the adjoint solve.
+        **solver_options: options of the forward solver (e.g. ``m=5, lam=1e-4, beta=1.0``).
+
+    Example:
+        >>> import torch
+        >>> from andersonn import DEQ
+        >>> lin = torch.nn.Linear(4, 4)
+        >>> deq = DEQ(lambda z, x: torch.tanh(0.5 * lin(z) + x), solver="anderson", m=3)
+        >>> z = deq(torch.randn(2, 4))
+        >>> z.sum().backward()
+        >>> deq.last_forward.status.name, lin.weight.grad.shape
+        ('SUCCESS', torch.Size([4, 4]))
+    """
+
+    def __init__(
+        self,
+        f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        solver: str = "anderson",
+        *,
+        tol: float = 1e-4,
+        max_iter: int = 50,
+        backward: str = "ift",
+        backward_solver: str = "anderson",
+        backward_tol: float = 1e-4,
+        backward_max_iter: int = 50,
+        backward_options: dict[str, Any] | None = None,
+        **solver_options: Any,
+    ) -> None:
+        super().__init__()
+        if backward not in _BACKWARD_MODES:
+            raise SolverInputError(f"backward must be one of {_BACKWARD_MODES}, got {backward!r}")
+        self.f = f
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.backward = backward
+        self.backward_solver = backward_solver
+        self.backward_tol = backward_tol
+        self.backward_max_iter = backward_max_iter
+        self.backward_options = dict(backward_options or {})
+        self.solver_options = dict(solver_options)
+        # Validate eagerly: a typo in an option should fail at construction, not mid-epoch.
+        get_solver(solver).Options.from_kwargs(solver, **self.solver_options)
+        get_solver(backward_solver).Options.from_kwargs(backward_solver, **self.backward_options)
+        self.last_forward: SolverResult | None = None
+        self.last_backward: SolverResult | None = None
+
+    def solve_forward(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> SolverResult:
+        """Solve z* = f(z*, x) without gradients and return the full :class:`SolverResult`."""
+        if not isinstance(x, torch.Tensor):
+            raise SolverInputError(f"DEQ input must be a tensor, got {type(x).__name__}")
+        if not bool(torch.isfinite(x).all()):
+            raise SolverInputError(
+                f"DEQ input x of shape {tuple(x.shape)} contains NaN or Inf; refusing to solve"
+            )
+        if z0 is None:
+            z0 = torch.zeros_like(x)
+        elif z0.shape[0] != x.shape[0]:
+            raise SolverInputError(f"z0 batch {z0.shape[0]} differs from x batch {x.shape[0]}")
+        result = solve(
+            self.f, z0.detach(), method=self.solver, args=(x.detach(),),
+            tol=self.tol, max_iter=self.max_iter, **self.solver_options,
+        )
+        self.last_forward = result
+        return result
+
+    def forward(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+        z_star = self.solve_forward(x, z0).z
+        if not torch.is_grad_enabled():
+            return z_star
+        self.last_backward = None
+        z_leaf = z_star.detach().requires_grad_()
+        fz = self.f(z_leaf, x)
+        if self.backward == "jfb":
+            return fz
+        return _ImplicitBackward.apply(fz, z_leaf, self)
+
+    def stats(self) -> dict[str, float]:
+        """NFE and residuals of the last forward and backward solves, for logging."""
+        out: dict[str, float] = {}
+        for tag, r in (("forward", self.last_forward), ("backward", self.last_backward)):
+            if r is not None:
+                out[f"{tag}_nfe"] = r.mean_nfe
+                out[f"{tag}_residual"] = float(r.rel_residual.max())
+                out[f"{tag}_converged"] = float(r.converged.float().mean())
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"solver={self.solver!r}, tol={self.tol}, max_iter={self.max_iter}, "
+            f"backward={self.backward!r}, options={self.solver_options}"
+        )

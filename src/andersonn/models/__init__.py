@@ -1,0 +1,6 @@
+"""Models built on the DEQ layer."""
+
+from .classifier import DEQClassifier, count_parameters, deq_classifier
+from .implicit import ImplicitConvBlock
+
+__all__ = ["ImplicitConvBlock", "DEQClassifier", "deq_classifier", "count_parameters"]

@@ -1,0 +1,70 @@
+"""The poster's DEQ image classifier: stem conv -> DEQ -> head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..deq import DEQ
+from .implicit import ImplicitConvBlock
+
+__all__ = ["DEQClassifier", "deq_classifier", "count_parameters"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class DEQClassifier(nn.Module):
+    """stem conv + BatchNorm -> DEQ(ImplicitConvBlock) -> BatchNorm -> average pool -> linear.
+
+    ``forward`` returns logits; the DEQ's solve statistics are at ``self.deq``.
+    """
+
+    def __init__(
+        self, in_channels: int, image_size: int, num_classes: int, channels: int, inner_channels: int,
+        groups: int, pool: int, deq_options: dict[str, Any],
+    ) -> None:
+        super().__init__()
+        if image_size % pool:
+            raise ValueError(f"image_size={image_size} must be divisible by pool={pool}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=True), nn.BatchNorm2d(channels)
+        )
+        self.deq = DEQ(ImplicitConvBlock(channels, inner_channels, groups), **deq_options)
+        side = image_size // pool
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(channels), nn.AvgPool2d(pool, pool), nn.Flatten(),
+            nn.Linear(channels * side * side, num_classes),
+        )
+        self.config = dict(
+            in_channels=in_channels, image_size=image_size, num_classes=num_classes, channels=channels,
+            inner_channels=inner_channels, groups=groups, pool=pool,
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        c, s = self.config["in_channels"], self.config["image_size"]
+        if images.ndim != 4 or images.shape[1] != c or images.shape[2:] != (s, s):
+            raise ValueError(
+                f"expected images of shape (batch, {c}, {s}, {s}), got {tuple(images.shape)}"
+            )
+        return self.head(self.deq(self.stem(images)))
+
+
+def deq_classifier(
+    in_channels: int = 3, image_size: int = 32, num_classes: int = 10, *, channels: int = 48,
+    inner_channels: int = 64, groups: int = 8, pool: int = 8, **deq_options: Any,
+) -> DEQClassifier:
+    """The poster's classifier; the defaults (CIFAR-10) give exactly 64,842 trainable parameters.
+
+    ``deq_options`` go to :class:`andersonn.DEQ` (``solver``, ``tol``, ``max_iter``, ``m``, ...).
+
+    Example:
+        >>> from andersonn.models import deq_classifier, count_parameters
+        >>> count_parameters(deq_classifier())
+        64842
+    """
+    return DEQClassifier(in_channels, image_size, num_classes, channels, inner_channels, groups, pool, deq_options)

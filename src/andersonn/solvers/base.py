@@ -1,0 +1,286 @@
+"""The solver-independent fixed-point loop.
+
+A solver method (forward iteration, Anderson, ...) only proposes the next
+iterate from the current one and its image under f.  This module owns
+everything else, identically for all methods: residuals, the per-sample best
+iterate, stopping, divergence and non-finite safeguards, the residual trace,
+and per-sample convergence (samples that are done are compacted out of the
+batch, so they stop costing evaluations of f).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from typing import Any, Callable, ClassVar, Sequence
+
+import torch
+
+from .result import SolverResult, SolverStatus
+
+__all__ = ["SolverOptions", "FixedPointMethod", "StopRule", "run_fixed_point", "SolverInputError"]
+
+_EPS = 1e-12
+
+
+class SolverInputError(ValueError):
+    """Raised for invalid solver inputs or options, with a message naming the culprit."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverOptions:
+    """Base of every method's typed options; unknown keys are an error, never ignored."""
+
+    @classmethod
+    def from_kwargs(cls, method: str, **kwargs: Any) -> "SolverOptions":
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in kwargs:
+            if key not in names:
+                near = difflib.get_close_matches(key, names, n=1)
+                hint = f" Did you mean {near[0]!r}?" if near else ""
+                valid = ", ".join(names) if names else "none"
+                raise SolverInputError(
+                    f"unknown option {key!r} for solver {method!r}.{hint} Valid options: {valid}."
+                )
+        opts = cls(**kwargs)
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        """Check option values; raise :class:`SolverInputError` on a bad one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StopRule:
+    """When the loop stops, common to all methods."""
+
+    tol: float = 1e-4
+    max_iter: int = 50
+    stop_mode: str = "rel"
+    divergence_factor: float | None = 1e5
+    max_restarts: int = 3
+    check_every: int | None = None
+
+    def validate(self) -> None:
+        if not (isinstance(self.tol, (int, float)) and math.isfinite(self.tol) and self.tol > 0):
+            raise SolverInputError(f"tol must be a finite number > 0, got {self.tol!r}")
+        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) or self.max_iter < 1:
+            raise SolverInputError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if self.stop_mode not in ("rel", "abs"):
+            raise SolverInputError(f"stop_mode must be 'rel' or 'abs', got {self.stop_mode!r}")
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            raise SolverInputError(
+                f"divergence_factor must be > 1 or None, got {self.divergence_factor!r}"
+            )
+        if not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+            raise SolverInputError(f"max_restarts must be an integer >= 0, got {self.max_restarts!r}")
+        if self.check_every is not None and (not isinstance(self.check_every, int) or self.check_every < 1):
+            raise SolverInputError(f"check_every must be an integer >= 1 or None, got {self.check_every!r}")
+
+
+class FixedPointMethod:
+    """A fixed-point method: proposes z_{k+1} from (z_k, f(z_k)).
+
+    Subclasses set ``name``, ``Options`` (a :class:`SolverOptions` dataclass) and
+    ``can_restart``, and implement :meth:`start`, :meth:`step` and :meth:`keep`.
+    State tensors are batch-first over the *active* samples, flattened to (B, n).
+    """
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[SolverOptions]] = SolverOptions
+    can_restart: ClassVar[bool] = False
+
+    def __init__(self, options: SolverOptions) -> None:
+        self.options = options
+
+    def start(self, z: torch.Tensor, max_iter: int) -> None:
+        """Allocate state for a solve starting at ``z`` (B, n)."""
+
+    def residual(self, z: torch.Tensor, fz: torch.Tensor, k: int) -> torch.Tensor:
+        """Return f(z) - z; methods may write it straight into their history."""
+        return fz - z
+
+    def step(
+        self, z: torch.Tensor, fz: torch.Tensor, g: torch.Tensor, k: int, reject: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next iterate and a bool (B,) mask of samples whose safeguard fired.
+
+        ``g`` is the residual from :meth:`residual`; rows in ``reject`` hold
+        non-finite values and must not enter the history (the loop replaces
+        their next iterate by their best one).
+        """
+        raise NotImplementedError
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only the given rows of the state (samples that are still active)."""
+
+
+def _validate_z0(z0: Any) -> None:
+    if not isinstance(z0, torch.Tensor):
+        raise SolverInputError(f"z0 must be a torch.Tensor, got {type(z0).__name__}")
+    if z0.ndim < 1 or z0.shape[0] == 0:
+        raise SolverInputError(f"z0 must be batch-first with at least one sample, got shape {tuple(z0.shape)}")
+    if not z0.is_floating_point():
+        raise SolverInputError(f"z0 must be floating point, got {z0.dtype}")
+    if not bool(torch.isfinite(z0).all()):
+        raise SolverInputError("z0 contains NaN or Inf")
+
+
+def run_fixed_point(
+    f: Callable[..., torch.Tensor],
+    z0: torch.Tensor,
+    method: FixedPointMethod,
+    stop: StopRule,
+    args: Sequence[torch.Tensor] = (),
+    store_trace: bool = True,
+) -> SolverResult:
+    """Run ``method`` on ``z = f(z, *args)`` from ``z0``; see :func:`andersonn.solve`.
+
+    With ``args`` (batch-first tensors), done samples are compacted out of the
+    batch and f is called on the active rows only.  Without them f is a closure
+    over the whole batch, so it is called on the full batch with done samples
+    frozen (their result no longer changes, but their evaluations still cost).
+    """
+    _validate_z0(z0)
+    stop.validate()
+    shape = z0.shape
+    batch = shape[0]
+    device = z0.device
+    for i, a in enumerate(args):
+        if not isinstance(a, torch.Tensor) or a.ndim < 1 or a.shape[0] != batch:
+            raise SolverInputError(
+                f"args[{i}] must be a tensor with the batch size {batch} first, "
+                f"got {type(a).__name__} {tuple(getattr(a, 'shape', ()))}"
+            )
+    compact = len(args) > 0
+    check_every = stop.check_every or (1 if device.type == "cpu" else 4)
+    rel = stop.stop_mode == "rel"
+
+    z = z0.detach().reshape(batch, -1).clone()
+    method.start(z, stop.max_iter)
+    rows = torch.arange(batch, device=device)
+    all_active = True
+    # Per-sample outputs, written when a sample retires.
+    out_z = z.clone()
+    out_res = torch.full((batch,), math.inf, device=device, dtype=z.dtype)
+    out_nfe = torch.zeros(batch, dtype=torch.long, device=device)
+    out_status = torch.full((batch,), int(SolverStatus.MAX_ITER), dtype=torch.long, device=device)
+    out_restarts = torch.zeros(batch, dtype=torch.long, device=device)
+    trace = torch.full(
+        (stop.max_iter, batch) if store_trace else (0, batch), math.nan, device=device, dtype=z.dtype
+    )
+    # Active-row state.
+    best_z = z.clone()
+    best_res = torch.full((batch,), math.inf, device=device, dtype=z.dtype)
+    res0 = torch.zeros(batch, device=device, dtype=z.dtype)
+    restarts = torch.zeros(batch, dtype=torch.long, device=device)  # every safeguard event
+    failures = torch.zeros(batch, dtype=torch.long, device=device)  # non-finite evaluations
+    exhausted = torch.zeros(batch, dtype=torch.bool, device=device)
+    diverged = torch.zeros(batch, dtype=torch.bool, device=device)
+    sample_evals = 0
+    iterations = 0
+    restart_budget = stop.max_restarts if method.can_restart else 0
+
+    def evaluate(zk: torch.Tensor) -> torch.Tensor:
+        masked = not all_active and not compact
+        if all_active:
+            zin, a = zk.view(shape), tuple(args)
+        elif compact:
+            zin = zk.view((-1,) + tuple(shape[1:]))
+            a = tuple(x.index_select(0, rows) for x in args)
+        else:  # closure over the whole batch: done samples stay frozen in out_z
+            zin, a = out_z.index_copy(0, rows, zk).view(shape), tuple(args)
+        out = f(zin, *a)
+        if not isinstance(out, torch.Tensor):
+            raise SolverInputError(f"f must return a tensor, got {type(out).__name__}")
+        if out.shape != zin.shape:
+            raise SolverInputError(
+                f"f(z) has shape {tuple(out.shape)} but z has shape {tuple(zin.shape)}: "
+                "a fixed-point map must return a tensor shaped like its input"
+            )
+        out = out.reshape(out.shape[0], -1)
+        return out.index_select(0, rows) if masked else out
+
+    def retire(done: torch.Tensor, k: int) -> torch.Tensor:
+        nonlocal z, fz, g, best_z, best_res, res0, restarts, failures, exhausted, diverged, rows, all_active
+        idx = done.nonzero().squeeze(1)
+        orig = rows.index_select(0, idx)
+        out_z.index_copy_(0, orig, best_z.index_select(0, idx))
+        out_res.index_copy_(0, orig, best_res.index_select(0, idx))
+        out_nfe.index_fill_(0, orig, k + 1)
+        out_restarts.index_copy_(0, orig, restarts.index_select(0, idx))
+        code = torch.where(
+            best_res.index_select(0, idx) < stop.tol,
+            int(SolverStatus.SUCCESS),
+            torch.where(
+                exhausted.index_select(0, idx),
+                int(SolverStatus.NONFINITE),
+                torch.where(diverged.index_select(0, idx), int(SolverStatus.DIVERGED), int(SolverStatus.MAX_ITER)),
+            ),
+        )
+        out_status.index_copy_(0, orig, code)
+        keep = (~done).nonzero().squeeze(1)
+        if keep.numel() == 0:
+            rows = keep
+            return keep
+        z, fz, g = z.index_select(0, keep), fz.index_select(0, keep), g.index_select(0, keep)
+        best_z, best_res = best_z.index_select(0, keep), best_res.index_select(0, keep)
+        res0, restarts = res0.index_select(0, keep), restarts.index_select(0, keep)
+        failures = failures.index_select(0, keep)
+        exhausted, diverged = exhausted.index_select(0, keep), diverged.index_select(0, keep)
+        rows = rows.index_select(0, keep)
+        method.keep(keep)
+        all_active = False
+        return keep
+
+    for k in range(stop.max_iter):
+        fz = evaluate(z)
+        sample_evals += z.shape[0]
+        iterations = k + 1
+        g = method.residual(z, fz, k)
+        res_abs = torch.linalg.vector_norm(g, dim=1)
+        res = res_abs / (torch.linalg.vector_norm(fz, dim=1) + _EPS) if rel else res_abs
+        if store_trace:
+            trace[k].index_copy_(0, rows, res.to(trace.dtype))
+        bad = ~torch.isfinite(res)
+        if k == 0:
+            res0 = torch.where(bad, 0.0, res_abs)
+            exhausted = bad.clone()  # f(z0) non-finite: nothing to restart from
+        else:
+            failures = failures + bad.long()
+            restarts = restarts + bad.long()
+            exhausted = exhausted | (failures > restart_budget)
+            if stop.divergence_factor is not None:
+                diverged = diverged | (res_abs > stop.divergence_factor * res0)
+        improved = (~bad) & (res < best_res)
+        best_res = torch.where(improved, res, best_res)
+        torch.where(improved[:, None], z, best_z, out=best_z)
+
+        last = k == stop.max_iter - 1
+        if last or (k + 1) % check_every == 0:
+            done = (best_res < stop.tol) | exhausted | diverged
+            if last:
+                done = torch.ones_like(done)
+            if bool(done.any()):
+                keep = retire(done, k)
+                if keep.numel() == 0:
+                    break
+                bad = bad.index_select(0, keep)
+        z_next, _fired = method.step(z, fz, g, k, bad)
+        restarts = restarts + _fired.long()
+        z = torch.where(bad[:, None], best_z, z_next)
+
+    return SolverResult(
+        z=out_z.view(shape),
+        nfe=out_nfe,
+        converged=out_status == int(SolverStatus.SUCCESS),
+        rel_residual=out_res,
+        trace=trace[:iterations],
+        sample_status=out_status,
+        iterations=iterations,
+        sample_evals=sample_evals,
+        restarts=out_restarts,
+        method=method.name,
+        options=dataclasses.asdict(method.options) | dataclasses.asdict(stop),
+    )

@@ -1,0 +1,180 @@
+"""Fixed-point solver core: correctness, per-sample stopping, safeguards, validation."""
+
+import math
+
+import pytest
+import torch
+
+import andersonn
+from andersonn.solvers import FixedPointMethod, SolverInputError, SolverStatus, register_solver, solve
+
+
+def linear_problem(n=40, batch=3, rho=0.95, seed=0):
+    """z = A z + b with A symmetric of known spectrum in [-rho, rho]; returns (f, z*)."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    eig = torch.linspace(-rho, rho, n, dtype=torch.float64)
+    A = q @ torch.diag(eig) @ q.T
+    b = torch.randn(batch, n, generator=g, dtype=torch.float64)
+    z_star = torch.linalg.solve(torch.eye(n, dtype=torch.float64) - A, b.T).T
+    return (lambda z: z @ A.T + b), z_star
+
+
+@pytest.mark.parametrize("method", ["forward", "anderson"])
+def test_linear_map_reaches_tolerance_and_solution(method):
+    f, z_star = linear_problem()
+    r = solve(f, torch.zeros_like(z_star), method=method, tol=1e-8, max_iter=1000)
+    assert r.status == SolverStatus.SUCCESS, r.message
+    assert bool(r.converged.all()) and bool((r.rel_residual < 1e-8).all())
+    assert torch.allclose(r.z, z_star, rtol=1e-6, atol=1e-6)
+    # The reported residual is the residual of the returned iterate.
+    fz = f(r.z)
+    recomputed = (fz - r.z).norm(dim=1) / fz.norm(dim=1)
+    assert torch.allclose(recomputed, r.rel_residual, rtol=1e-6, atol=1e-14)
+
+
+def test_anderson_needs_far_fewer_evaluations_than_forward():
+    f, z_star = linear_problem(rho=0.99)
+    fwd = solve(f, torch.zeros_like(z_star), method="forward", tol=1e-8, max_iter=5000)
+    aa = solve(f, torch.zeros_like(z_star), method="anderson", m=5, tol=1e-8, max_iter=5000)
+    assert aa.success and fwd.success
+    assert aa.mean_nfe * 4 < fwd.mean_nfe, (aa.mean_nfe, fwd.mean_nfe)
+
+
+@pytest.mark.parametrize("method", ["forward", "anderson"])
+def test_mixed_batch_easy_samples_stop_early(method):
+    # Per-sample scalar-field maps z = a z + 1: a=0.1 is easy, a=0.97 is hard.
+    a = torch.tensor([0.1, 0.97, 0.1, 0.1, 0.97, 0.1], dtype=torch.float64)[:, None].expand(6, 16)
+    a = a * torch.linspace(0.5, 1.0, 16, dtype=torch.float64)  # not a scalar problem per sample
+    calls = []
+
+    def f(z, coeff):
+        calls.append(z.shape[0])
+        return coeff * z + 1.0
+
+    r = solve(f, torch.zeros(6, 16, dtype=torch.float64), method=method, args=(a,), tol=1e-10, max_iter=2000)
+    assert r.success, r.message
+    easy, hard = r.nfe[[0, 2, 3, 5]], r.nfe[[1, 4]]
+    assert int(easy.max()) < int(hard.min())
+    # Easy samples were compacted out: f saw fewer rows once they were done.
+    assert r.sample_evals == sum(calls) == int(r.nfe.sum())
+    assert r.sample_evals < 0.6 * r.iterations * 6
+    assert min(calls) == 2
+    # Per-sample trace: NaN once a sample has stopped.
+    assert r.trace.shape == (r.iterations, 6)
+    assert math.isnan(float(r.trace[-1, 0])) and not math.isnan(float(r.trace[-1, 1]))
+
+
+def test_closure_without_args_freezes_done_samples_with_same_answer():
+    a = torch.tensor([0.1, 0.9, 0.2], dtype=torch.float64)[:, None] * torch.ones(3, 5, dtype=torch.float64)
+    with_args = solve(lambda z, c: c * z + 1, torch.zeros(3, 5, dtype=torch.float64), args=(a,), tol=1e-10, max_iter=500)
+    closure = solve(lambda z: a * z + 1, torch.zeros(3, 5, dtype=torch.float64), tol=1e-10, max_iter=500)
+    assert closure.success and with_args.success
+    assert torch.allclose(closure.z, with_args.z)
+    assert torch.equal(closure.nfe, with_args.nfe)
+
+
+def test_check_every_batches_host_syncs_without_changing_answer():
+    f, z_star = linear_problem(batch=4)
+    r = solve(f, torch.zeros_like(z_star), tol=1e-8, max_iter=500, check_every=5)
+    assert r.success and torch.allclose(r.z, z_star, atol=1e-6)
+    assert int(r.nfe.min()) % 5 == 0  # samples retire only at check points
+
+
+def test_any_per_sample_shape_is_supported():
+    x = torch.randn(3, 2, 4, 5)
+    r = solve(lambda z, x: 0.5 * torch.tanh(z) + x, torch.zeros_like(x), args=(x,), tol=1e-6)
+    assert r.success and r.z.shape == x.shape
+
+
+def test_nonfinite_evaluation_restarts_from_best_iterate():
+    f, z_star = linear_problem(batch=2)
+    state = {"calls": 0}
+
+    def flaky(z):
+        state["calls"] += 1
+        out = f(z)
+        if state["calls"] == 4:
+            out = out.clone()
+            out[0, 3] = float("nan")
+        return out
+
+    r = solve(flaky, torch.zeros_like(z_star), tol=1e-8, max_iter=500)
+    assert r.success, r.message
+    assert int(r.restarts[0]) >= 1 and int(r.restarts[1]) == 0
+    assert torch.isfinite(r.z).all() and torch.allclose(r.z, z_star, atol=1e-6)
+
+
+def test_singular_bordered_system_falls_back_and_still_converges():
+    # One unknown per sample and lam=0: G^T G has rank 1, the bordered system becomes singular.
+    r = solve(torch.cos, torch.zeros(3, 1, dtype=torch.float64), method="anderson", m=5, lam=0.0,
+              lam_mode="absolute", tol=1e-12, max_iter=200)
+    assert r.success, r.message
+    assert torch.allclose(r.z, torch.full((3, 1), 0.7390851332151607, dtype=torch.float64))
+    assert torch.isfinite(r.z).all()
+
+
+def test_nan_input_gives_nonfinite_status_naming_cause():
+    x = torch.randn(3, 4)
+    x[1, 2] = float("nan")
+    r = solve(lambda z, x: 0.5 * z + x, torch.zeros(3, 4), args=(x,), tol=1e-6)
+    assert r.status == SolverStatus.NONFINITE
+    assert int(r.sample_status[1]) == SolverStatus.NONFINITE and bool(r.converged[[0, 2]].all())
+    assert "NaN" in r.message
+    assert torch.isfinite(r.z).all()  # never hands back NaN
+
+
+def test_diverging_map_is_reported():
+    r = solve(lambda z: 2.0 * z + 1.0, torch.zeros(2, 3), method="forward", tol=1e-6, max_iter=200)
+    assert r.status == SolverStatus.DIVERGED and "diverged" in r.message
+    r2 = solve(lambda z: z * z + 1.0, torch.zeros(2, 3), method="anderson", tol=1e-6, max_iter=100)
+    assert r2.status != SolverStatus.SUCCESS and torch.isfinite(r2.z).all()
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(SolverInputError, match="shape"):
+        solve(lambda z: z[:, :-1], torch.zeros(2, 5))
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(method="anderson", m=0), "m must be"),
+        (dict(tol=-1e-3), "tol must be"),
+        (dict(method="anderson", lamda=1e-4), "unknown option 'lamda'.*Did you mean 'lam'"),
+        (dict(method="forward", m=5), "unknown option 'm' for solver 'forward'"),
+        (dict(method="broyden2"), "unknown solver 'broyden2'"),
+        (dict(max_iter=0), "max_iter"),
+        (dict(method="anderson", beta=0.0), "beta"),
+    ],
+)
+def test_bad_options_are_rejected(kwargs, pattern):
+    with pytest.raises(SolverInputError, match=pattern):
+        solve(lambda z: 0.5 * z, torch.zeros(2, 3), **kwargs)
+
+
+def test_bad_z0_is_rejected():
+    with pytest.raises(SolverInputError, match="NaN"):
+        solve(lambda z: z, torch.tensor([[float("nan")]]))
+    with pytest.raises(SolverInputError, match="batch size"):
+        solve(lambda z, x: z + x, torch.zeros(2, 3), args=(torch.zeros(3, 3),))
+
+
+def test_beta_mixing_and_absolute_lambda_converge():
+    f, z_star = linear_problem(rho=0.9)
+    for opts in (dict(beta=0.5), dict(lam_mode="absolute", lam=1e-4), dict(m=1), dict(m=10)):
+        r = solve(f, torch.zeros_like(z_star), tol=1e-8, max_iter=2000, **opts)
+        assert r.success, (opts, r.message)
+        assert torch.allclose(r.z, z_star, atol=1e-5)
+
+
+def test_registry_plugs_in_a_new_solver_by_name():
+    @register_solver("test-damped")
+    class Damped(FixedPointMethod):
+        def step(self, z, fz, g, k, reject):
+            return z + 0.7 * g, torch.zeros_like(reject)
+
+    assert "test-damped" in andersonn.available_solvers()
+    r = solve(lambda z: 0.5 * z + 1.0, torch.zeros(2, 2), method="test-damped", tol=1e-7, max_iter=200)
+    assert r.success and r.method == "test-damped"
+    assert torch.allclose(r.z, torch.full((2, 2), 2.0))
