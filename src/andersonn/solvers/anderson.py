@@ -28,7 +28,7 @@ import dataclasses
 
 import torch
 
-from .base import FixedPointMethod, SolverInputError, SolverOptions
+from .base import FixedPointMethod, SolverInputError, SolverOptions, maybe_any
 from .registry import register_solver
 
 __all__ = ["Anderson", "AndersonOptions"]
@@ -98,11 +98,15 @@ class Anderson(FixedPointMethod):
         j = k % self.m
         rej = reject[:, None]
         g = self.G[:, j]  # the residual() view, also valid after the loop compacted the batch
-        # Sanitise the new column: a non-finite sample must not poison its history.
-        torch.where(rej, self.zero, fz, out=self.F[:, j])
-        g.masked_fill_(rej, 0.0)
-        # Incremental Gram update: only row/column j changes.
-        row = torch.bmm(self.G, g.unsqueeze(2)).squeeze(2)  # (B, m)
+        if maybe_any(reject):
+            # Sanitise the new column: a non-finite sample must not poison its history.
+            torch.where(rej, self.zero, fz, out=self.F[:, j])
+            g.masked_fill_(rej, 0.0)
+        else:
+            self.F[:, j].copy_(fz)
+        # Incremental Gram update: only row/column j changes. (g^T G^T is ~3x faster
+        # on CPU than G g: a row-times-matrix product instead of a batched mat-vec.)
+        row = torch.bmm(g.unsqueeze(1), self.G.transpose(1, 2)).squeeze(1)  # (B, m)
         self.H[:, j, :] = row
         self.H[:, :, j] = row
         onehot = torch.zeros_like(self.valid)

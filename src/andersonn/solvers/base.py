@@ -24,6 +24,16 @@ __all__ = ["SolverOptions", "FixedPointMethod", "StopRule", "run_fixed_point", "
 _EPS = 1e-12
 
 
+def maybe_any(mask: torch.Tensor) -> bool:
+    """False only when ``mask`` is known to be all False without an accelerator sync.
+
+    On the CPU reading a flag is free, so work guarded by it can be skipped; on
+    an accelerator this returns True (do the masked work) rather than stall the
+    device queue with a host synchronisation inside the loop.
+    """
+    return mask.device.type != "cpu" or bool(mask.any())
+
+
 class SolverInputError(ValueError):
     """Raised for invalid solver inputs or options, with a message naming the culprit."""
 
@@ -255,7 +265,10 @@ def run_fixed_point(
                 diverged = diverged | (res_abs > stop.divergence_factor * res0)
         improved = (~bad) & (res < best_res)
         best_res = torch.where(improved, res, best_res)
-        torch.where(improved[:, None], z, best_z, out=best_z)
+        if z.device.type == "cpu" and bool(improved.all()):
+            best_z = z  # every sample improved: keep a reference, no copy (z is never written in place)
+        elif maybe_any(improved):
+            best_z = torch.where(improved[:, None], z, best_z)
 
         last = k == stop.max_iter - 1
         if last or (k + 1) % check_every == 0:
@@ -267,9 +280,9 @@ def run_fixed_point(
                 if keep.numel() == 0:
                     break
                 bad = bad.index_select(0, keep)
-        z_next, _fired = method.step(z, fz, g, k, bad)
-        restarts = restarts + _fired.long()
-        z = torch.where(bad[:, None], best_z, z_next)
+        z_next, fired = method.step(z, fz, g, k, bad)
+        restarts = restarts + fired.long()
+        z = torch.where(bad[:, None], best_z, z_next) if maybe_any(bad) else z_next
 
     return SolverResult(
         z=out_z.view(shape),
