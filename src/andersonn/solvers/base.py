@@ -71,6 +71,7 @@ class StopRule:
     divergence_factor: float | None = 1e5
     max_restarts: int = 3
     check_every: int | None = None
+    compact_fraction: float = 0.1
 
     def validate(self) -> None:
         if not (isinstance(self.tol, (int, float)) and math.isfinite(self.tol) and self.tol > 0):
@@ -85,6 +86,8 @@ class StopRule:
             )
         if not isinstance(self.max_restarts, int) or self.max_restarts < 0:
             raise SolverInputError(f"max_restarts must be an integer >= 0, got {self.max_restarts!r}")
+        if not 0.0 <= self.compact_fraction <= 1.0:
+            raise SolverInputError(f"compact_fraction must be in [0, 1], got {self.compact_fraction!r}")
         if self.check_every is not None and (not isinstance(self.check_every, int) or self.check_every < 1):
             raise SolverInputError(f"check_every must be an integer >= 1 or None, got {self.check_every!r}")
 
@@ -275,7 +278,10 @@ def run_fixed_point(
             done = (best_res < stop.tol) | exhausted | diverged
             if last:
                 done = torch.ones_like(done)
-            if bool(done.any()):
+            # Compacting copies the whole history, so wait until enough samples are done
+            # (a done sample keeps its best iterate meanwhile; it only costs evaluations).
+            n_done = int(done.sum())
+            if n_done and (n_done == done.numel() or n_done >= stop.compact_fraction * done.numel()):
                 keep = retire(done, k)
                 if keep.numel() == 0:
                     break

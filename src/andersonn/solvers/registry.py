@@ -66,6 +66,7 @@ def solve(
     divergence_factor: float | None = 1e5,
     max_restarts: int = 3,
     check_every: int | None = None,
+    compact_fraction: float = 0.1,
     store_trace: bool = True,
     **options: Any,
 ) -> SolverResult:
@@ -88,6 +89,9 @@ def solve(
             the history from the best iterate) before it is stopped as NONFINITE.
         check_every: iterations between host synchronisations that retire done
             samples; default 1 on CPU, 4 on accelerators.
+        compact_fraction: done samples leave the batch once they are at least this
+            fraction of it (compaction copies the solver history, so retiring one
+            sample at a time would cost more than it saves); 0 retires at once.
         store_trace: keep the residual of every iteration (for plots).
         **options: the method's own options (e.g. ``m``, ``lam``, ``beta`` for Anderson);
             an unknown one raises :class:`SolverInputError`.
@@ -111,6 +115,7 @@ def solve(
         divergence_factor=divergence_factor,
         max_restarts=max_restarts,
         check_every=check_every,
+        compact_fraction=compact_fraction,
     )
     with torch.no_grad():
         return run_fixed_point(f, z0, cls(opts), stop, args=args, store_trace=store_trace)

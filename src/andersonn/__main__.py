@@ -1,0 +1,5 @@
+"""``python -m andersonn`` (also what ``torchrun -m andersonn train`` runs)."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,218 @@
+"""Command-line interface: a thin layer over andersonn.train, andersonn.study and the ALMS pipelines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Deep AndersoNN: deep equilibrium networks with Anderson-accelerated fixed points.\n\n"
+    "Train DEQ classifiers with forward iteration ('standard') or Anderson ('accelerated'), compare them "
+    "as in the poster's results table, and run the residual and m trade-off analyses.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+
+# Options shared by `train` and `compare`.
+Dataset = Annotated[str, typer.Option(help="Registered dataset (see `andersonn datasets`).")]
+DataDir = Annotated[Optional[Path], typer.Option(help="Local folder of datasets that need one (e.g. CIFAR-10 batches).")]
+Epochs = Annotated[int, typer.Option(min=1, help="Training epochs.")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Global batch size (split across torchrun processes).")]
+Lr = Annotated[float, typer.Option(help="Adam learning rate; cosine-annealed per batch to --lr-min.")]
+M = Annotated[int, typer.Option(help="Anderson window m.")]
+Lam = Annotated[float, typer.Option(help="Anderson regularisation lambda.")]
+Beta = Annotated[float, typer.Option(help="Anderson mixing beta.")]
+Tol = Annotated[float, typer.Option(help="Forward solve tolerance on ||f(z)-z||/||f(z)||.")]
+MaxIter = Annotated[int, typer.Option(help="Forward solve iteration cap.")]
+Backward = Annotated[str, typer.Option(help="'ift' (implicit function theorem) or 'jfb' (Jacobian-free, one step).")]
+BSolver = Annotated[str, typer.Option(help="Adjoint solver; 'same' uses --solver.")]
+BTol = Annotated[float, typer.Option(help="Adjoint solve tolerance.")]
+BMaxIter = Annotated[int, typer.Option(help="Adjoint solve iteration cap.")]
+Seed = Annotated[int, typer.Option(help="Seed for initialisation and data order.")]
+MaxTrain = Annotated[Optional[int], typer.Option(help="Use only the first N training images.")]
+MaxTest = Annotated[Optional[int], typer.Option(help="Use only the first N test images.")]
+Augment = Annotated[bool, typer.Option(help="Random crop + flip augmentation.")]
+Resume = Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")]
+CkptEvery = Annotated[int, typer.Option(help="Also checkpoint every N steps (0: per epoch only).")]
+Device = Annotated[str, typer.Option(help="'auto', 'cpu' or 'cuda'.")]
+ImageSize = Annotated[Optional[int], typer.Option(help="Resize images to this size (dataset default if unset).")]
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _config(**kw) -> "TrainConfig":  # noqa: F821
+    from .train import TrainConfig
+
+    image_size = kw.pop("image_size", None)
+    data_dir = kw.pop("data_dir", None)
+    cfg = TrainConfig(**kw, data_dir=str(data_dir) if data_dir else None,
+                      dataset_options={"image_size": image_size} if image_size else {})
+    return cfg
+
+
+def _guard(fn, *args, **kwargs):
+    """Run ``fn``, turning the project's expected errors into one clear line and exit code 2."""
+    from .data import DatasetError
+    from .solvers import SolverInputError
+    from .train import ConfigError, TrainingError
+
+    try:
+        return fn(*args, **kwargs)
+    except (ConfigError, DatasetError, SolverInputError, TrainingError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="Run folder: metrics, checkpoint, model.")] = Path("runs/train"),
+    dataset: Dataset = "digits", data_dir: DataDir = None, image_size: ImageSize = None,
+    solver: Annotated[str, typer.Option(help="'anderson' (accelerated) or 'forward' (standard).")] = "anderson",
+    m: M = 5, lam: Lam = 1e-4, beta: Beta = 1.0, tol: Tol = 1e-3, max_iter: MaxIter = 30,
+    backward: Backward = "ift", backward_solver: BSolver = "same", backward_tol: BTol = 1e-3,
+    backward_max_iter: BMaxIter = 30, epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3,
+    seed: Seed = 0, max_train: MaxTrain = None, max_test: MaxTest = None, augment: Augment = False,
+    resume: Resume = False, checkpoint_every: CkptEvery = 0, device: Device = "auto",
+) -> None:
+    """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP."""
+    from .train import train as run_train
+
+    cfg = _config(dataset=dataset, data_dir=data_dir, image_size=image_size, out_dir=str(out), solver=solver, m=m,
+                  lam=lam, beta=beta, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
+                  backward_tol=backward_tol, backward_max_iter=backward_max_iter, epochs=epochs, batch_size=batch_size,
+                  lr=lr, seed=seed, max_train=max_train, max_test=max_test, augment=augment,
+                  checkpoint_every=checkpoint_every, device=device)
+    result = _guard(run_train, cfg, resume=resume)
+    if result.summary:
+        s = result.summary
+        typer.echo(f"test accuracy {100 * s['test_accuracy']:.1f}%, train time {s['train_time_s']:.1f}s, "
+                   f"inference {s['inference_time_s']:.2f}s; saved to {out}")
+
+
+@app.command()
+def compare(
+    out: Annotated[Path, typer.Option(help="Study folder: report, results.json, CSVs, plots.")] = Path("reports/compare"),
+    dataset: Dataset = "digits", data_dir: DataDir = None, image_size: ImageSize = None,
+    m: M = 5, lam: Lam = 1e-4, beta: Beta = 1.0, tol: Tol = 1e-3, max_iter: MaxIter = 30,
+    backward: Backward = "ift", backward_tol: BTol = 1e-3, backward_max_iter: BMaxIter = 30,
+    epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3, seed: Seed = 0,
+    max_train: MaxTrain = None, max_test: MaxTest = None, augment: Augment = False, resume: Resume = False,
+    device: Device = "auto",
+) -> None:
+    """Standard (forward iteration) vs accelerated (Anderson) training: the poster's results table."""
+    from .study import compare as run_compare, write_report
+
+    cfg = _config(dataset=dataset, data_dir=data_dir, image_size=image_size, m=m, lam=lam, beta=beta, tol=tol,
+                  max_iter=max_iter, backward=backward, backward_tol=backward_tol, backward_max_iter=backward_max_iter,
+                  epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_train=max_train, max_test=max_test,
+                  augment=augment, device=device)
+    results = _guard(run_compare, cfg, out, resume=resume)
+    report = write_report(out, results)
+    _print_table(results)
+    typer.echo(f"report: {report}")
+
+
+@app.command()
+def residuals(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/residuals"),
+    ms: Annotated[str, typer.Option(help="Comma-separated Anderson windows.")] = "1,2,3,5,8",
+    batch: int = 32, channels: int = 48, inner_channels: int = 64, size: int = 32, max_iter: int = 60,
+    tol: float = 1e-4, seed: int = 0,
+    model: Annotated[Optional[Path], typer.Option(help="Use the implicit layer of this trained run folder.")] = None,
+) -> None:
+    """Relative residual vs iteration on a random input, forward iteration vs Anderson(m)."""
+    import torch
+
+    from .study import residual_study
+    from .study.report import _plot_residuals, _write_csv
+
+    torch.manual_seed(seed)
+    f, channels, size = _layer(model, channels, inner_channels, size)
+    x = torch.randn(batch, channels, size, size)
+    rows = residual_study(f, x, ms=[int(v) for v in ms.split(",")], tol=tol, max_iter=max_iter)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(out / "residuals_summary.csv", [{k: v for k, v in r.items() if k != "trace"} for r in rows])
+    (out / "residuals.json").write_text(json.dumps(rows, indent=2))
+    _plot_residuals(rows, out / "residuals.png")
+    for r in rows:
+        typer.echo(f"{r['solver']:>14}: NFE to tol {r['nfe_to_tol']:5.1f}, time {r['time_to_tol_s']:.3f}s, "
+                   f"residual after {max_iter} its {r['trace'][-1]:.1e}")
+    typer.echo(f"saved {out / 'residuals.png'}")
+
+
+def _layer(model_dir: Path | None, channels: int, inner: int, size: int):
+    from .models import ImplicitConvBlock
+    from .train import load_trained
+
+    if model_dir is None:
+        return ImplicitConvBlock(channels, inner).eval(), channels, size
+    model, meta = _guard(load_trained, model_dir)
+    mc = meta["model"]
+    return model.deq.f, mc["channels"], mc["image_size"]
+
+
+@app.command("m-tradeoff")
+def m_tradeoff_cmd(
+    model: Annotated[Path, typer.Option(help="Trained run folder (from `train` or `compare`).")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/m-tradeoff"),
+    ms: Annotated[str, typer.Option(help="Comma-separated Anderson windows.")] = "1,2,3,5,8",
+    data_dir: DataDir = None, max_test: MaxTest = None,
+) -> None:
+    """Test accuracy, inference time and NFE against the Anderson window m, for a trained model."""
+    from .data import load_dataset
+    from .study import m_tradeoff
+    from .study.report import _write_csv
+
+    meta = json.loads((model / "config.json").read_text()) if (model / "config.json").is_file() else _fail(f"{model} has no config.json")
+    cfg = meta["config"]
+    ds = _guard(load_dataset, cfg["dataset"], data_dir or cfg.get("data_dir"), **cfg.get("dataset_options", {}))
+    rows = m_tradeoff(model, ds, ms=[int(v) for v in ms.split(",")], max_test=max_test)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(out / "m_tradeoff.csv", rows)
+    for r in rows:
+        typer.echo(f"{r['solver']:>14}: accuracy {100 * r['test_accuracy']:.1f}%, time {r['inference_time_s']:.2f}s, NFE {r['inference_nfe']:.1f}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/demo"),
+    dataset: Annotated[str, typer.Option(help="'auto' picks the ALMS polarity set when it loads, else digits.")] = "auto",
+    epochs: Epochs = 6, max_train: MaxTrain = None, max_test: MaxTest = None, resume: Resume = True,
+) -> None:
+    """The whole study on the embedded default data: compare, residuals, m trade-off, report."""
+    from .study.demo import run_demo
+
+    report = _guard(run_demo, out, dataset=dataset, epochs=epochs, max_train=max_train, max_test=max_test,
+                    resume=resume)
+    typer.echo(f"report: {report} (and {report.with_suffix('.html')})")
+
+
+@app.command()
+def datasets() -> None:
+    """List the registered datasets."""
+    from .data import available_datasets
+
+    for name, desc in available_datasets().items():
+        typer.echo(f"{name:16s} {desc}")
+
+
+def _print_table(results: dict) -> None:
+    from .study.report import table_rows
+
+    typer.echo(f"{'':34s} {'standard':>14s} {'accelerated':>14s}")
+    for q, s, a in table_rows(results):
+        typer.echo(f"{q:34s} {s:>14s} {a:>14s}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Standard (forward iteration) vs accelerated (Anderson) training on the same data, seed and schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from ..data import load_dataset
+from ..train import TrainConfig, train
+from ..train.checkpoint import atomic_write_text
+
+SOLVERS = {"standard": "forward", "accelerated": "anderson"}
+BLOCK_KEYS = ["params", "train_accuracy", "test_accuracy", "best_test_accuracy", "train_time_s",
+              "inference_time_s", "inference_time_per_batch_s", "forward_nfe", "backward_nfe", "inference_nfe"]
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def results_table(standard: dict[str, Any], accelerated: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The poster's results table from two training summaries (``results.json`` schema).
+
+    Compute saved is reported two ways: by function evaluations per training step
+    (forward + backward NFE) and by training wall time.
+    """
+    s_work = standard["forward_nfe"] + standard["backward_nfe"]
+    a_work = accelerated["forward_nfe"] + accelerated["backward_nfe"]
+    return {
+        "dataset": dataset,
+        "standard": {k: standard[k] for k in BLOCK_KEYS},
+        "accelerated": {k: accelerated[k] for k in BLOCK_KEYS},
+        "speedup_train": _ratio(standard["train_time_s"], accelerated["train_time_s"]),
+        "speedup_inference": _ratio(standard["inference_time_s"], accelerated["inference_time_s"]),
+        "compute_saved": {
+            "by_nfe": 1.0 - _ratio(a_work, s_work),
+            "by_time": 1.0 - _ratio(accelerated["train_time_s"], standard["train_time_s"]),
+        },
+    }
+
+
+def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train standard and accelerated DEQs with everything else equal; write ``results.json``.
+
+    Returns the results table (see :func:`results_table`) with the per-epoch metrics
+    of both runs under ``"history"``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = load_dataset(base.dataset, base.data_dir, **base.dataset_options)
+    summaries, history = {}, {}
+    for label, solver in SOLVERS.items():
+        cfg = dataclasses.replace(base, solver=solver, out_dir=str(out / label))
+        if solver != "anderson":
+            cfg = dataclasses.replace(cfg, m=5, lam=1e-4, beta=1.0)
+        run_dir = Path(cfg.out_dir)
+        if resume and (run_dir / "summary.json").is_file():
+            summaries[label] = json.loads((run_dir / "summary.json").read_text())
+            history[label] = json.loads((run_dir / "metrics.json").read_text())
+            continue
+        result = train(cfg, resume=resume, progress=progress, dataset=ds)
+        summaries[label], history[label] = result.summary, result.metrics
+    table = results_table(summaries["standard"], summaries["accelerated"], base.dataset)
+    table["dataset_summary"] = ds.summary()
+    table["config"] = {k: v for k, v in base.to_dict().items() if k not in ("solver", "out_dir")}
+    atomic_write_text(json.dumps(table, indent=2), out / "results.json")
+    table["history"] = history
+    return table

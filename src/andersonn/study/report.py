@@ -1,0 +1,161 @@
+"""Report folder: results.json, CSVs, PNG plots, report.md and a standalone report.html."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..train.checkpoint import atomic_write_text  # noqa: E402
+
+COLORS = {"standard": "tab:red", "accelerated": "tab:blue"}
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(quantity, standard, accelerated) rows in the poster's order."""
+    s, a = results["standard"], results["accelerated"]
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    return [
+        ("Number of parameters", f"{s['params']:,}", f"{a['params']:,}"),
+        ("Training accuracy", pct(s["train_accuracy"]), pct(a["train_accuracy"])),
+        ("Testing accuracy", pct(s["test_accuracy"]), pct(a["test_accuracy"])),
+        ("Training time [s]", f"{s['train_time_s']:.1f}", f"{a['train_time_s']:.1f}"),
+        ("Inference time, test set [s]", f"{s['inference_time_s']:.2f}", f"{a['inference_time_s']:.2f}"),
+        ("Forward NFE per sample (train)", f"{s['forward_nfe']:.1f}", f"{a['forward_nfe']:.1f}"),
+        ("Backward NFE per sample (train)", f"{s['backward_nfe']:.1f}", f"{a['backward_nfe']:.1f}"),
+        ("Speedup, training", "1.00", f"{results['speedup_train']:.2f}"),
+        ("Speedup, inference", "1.00", f"{results['speedup_inference']:.2f}"),
+        ("Compute saved (NFE / time)", "-",
+         f"{pct(results['compute_saved']['by_nfe'])} / {pct(results['compute_saved']['by_time'])}"),
+    ]
+
+
+def _plot_accuracy(history: dict[str, list[dict]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, rows in history.items():
+        ep = [r["epoch"] for r in rows]
+        ax.plot(ep, [r["train_accuracy"] for r in rows], "--", color=COLORS[label], label=f"{label} train")
+        ax.plot(ep, [r["test_accuracy"] for r in rows], "-o", color=COLORS[label], label=f"{label} test", ms=3)
+    ax.set_xlabel("epoch"); ax.set_ylabel("accuracy"); ax.grid(alpha=0.3); ax.legend()
+    ax.set_title("Accuracy vs epoch: forward iteration (standard) vs Anderson (accelerated)")
+    fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
+
+
+def _plot_residuals(rows: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        style = "k-" if r["method"] == "forward" else "-"
+        ax.semilogy(range(1, len(r["trace"]) + 1), r["trace"], style, label=r["solver"])
+    ax.set_xlabel("iteration (evaluations of f)"); ax.set_ylabel("relative residual ||f(z)-z|| / ||f(z)||")
+    ax.set_title("Residual vs iteration, random input"); ax.grid(alpha=0.3, which="both"); ax.legend()
+    fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
+
+
+def _plot_m(random_rows: list[dict], trained_rows: list[dict], path: Path) -> None:
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    ar = [r for r in random_rows if r["m"] is not None]
+    fw = next(r for r in random_rows if r["m"] is None)
+    a1.plot([r["m"] for r in ar], [r["nfe_to_tol"] for r in ar], "o-", label="Anderson NFE to tol")
+    a1.axhline(fw["nfe_to_tol"], color="k", ls="--", label="forward NFE to tol")
+    a1b = a1.twinx()
+    a1b.plot([r["m"] for r in ar], [r["time_to_tol_s"] for r in ar], "s-", color="tab:orange", label="time to tol [s]")
+    a1.set_xlabel("m"); a1.set_ylabel("NFE"); a1b.set_ylabel("seconds"); a1.set_title("Random input")
+    a1.legend(loc="upper left"); a1b.legend(loc="upper right")
+    tr = [r for r in trained_rows if r["m"] is not None]
+    tf = next(r for r in trained_rows if r["m"] is None)
+    a2.plot([r["m"] for r in tr], [r["test_accuracy"] for r in tr], "o-", label="Anderson test accuracy")
+    a2.axhline(tf["test_accuracy"], color="k", ls="--", label="forward test accuracy")
+    a2b = a2.twinx()
+    a2b.plot([r["m"] for r in tr], [r["inference_time_s"] for r in tr], "s-", color="tab:orange", label="inference time [s]")
+    a2.set_xlabel("m"); a2.set_ylabel("accuracy"); a2b.set_ylabel("seconds"); a2.set_title("Trained model, test set")
+    a2.legend(loc="lower left"); a2b.legend(loc="lower right")
+    fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
+
+
+def _plot_speedup(results: dict[str, Any], path: Path) -> None:
+    s, a = results["standard"], results["accelerated"]
+    names = ["train time [s]", "inference time [s]", "NFE / step"]
+    sv = [s["train_time_s"], s["inference_time_s"], s["forward_nfe"] + s["backward_nfe"]]
+    av = [a["train_time_s"], a["inference_time_s"], a["forward_nfe"] + a["backward_nfe"]]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
+    for ax, n, x, y in zip(axes, names, sv, av):
+        ax.bar(["standard", "accelerated"], [x, y], color=[COLORS["standard"], COLORS["accelerated"]])
+        ax.set_title(n)
+    fig.suptitle(f"Accelerated vs standard: {results['speedup_train']:.2f}x faster training")
+    fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
+
+
+def write_report(out_dir: str | Path, results: dict[str, Any], residual_rows: list[dict] | None = None,
+                 m_random_rows: list[dict] | None = None, m_trained_rows: list[dict] | None = None) -> Path:
+    """Write every artefact of the study into ``out_dir`` and return the path of report.md."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    history = results.get("history", {})
+    core = {k: v for k, v in results.items() if k != "history"}
+    atomic_write_text(json.dumps(core, indent=2), out / "results.json")
+    rows = table_rows(results)
+    _write_csv(out / "results_table.csv", [{"quantity": q, "standard": s, "accelerated": a} for q, s, a in rows])
+    _write_csv(out / "epochs.csv", [{"solver": k, **r} for k, v in history.items() for r in v])
+    figures: list[tuple[str, str]] = []
+    if history:
+        _plot_accuracy(history, out / "accuracy_vs_epoch.png"); figures.append(("Accuracy vs epoch", "accuracy_vs_epoch.png"))
+    _plot_speedup(results, out / "speedup.png"); figures.append(("Speedup and compute", "speedup.png"))
+    if residual_rows:
+        n = max(len(r["trace"]) for r in residual_rows)
+        _write_csv(out / "residuals.csv", [
+            {"iteration": i + 1, **{r["solver"]: (r["trace"][i] if i < len(r["trace"]) else "") for r in residual_rows}}
+            for i in range(n)])
+        _write_csv(out / "residuals_summary.csv", [{k: v for k, v in r.items() if k != "trace"} for r in residual_rows])
+        _plot_residuals(residual_rows, out / "residuals.png"); figures.append(("Residual vs iteration", "residuals.png"))
+    if m_random_rows and m_trained_rows:
+        _write_csv(out / "m_tradeoff.csv", [{k: v for k, v in r.items() if k != "trace"} | {"input": "random"} for r in m_random_rows]
+                   + [r | {"input": "trained test set"} for r in m_trained_rows])
+        _plot_m(m_random_rows, m_trained_rows, out / "m_tradeoff.png"); figures.append(("The m trade-off", "m_tradeoff.png"))
+
+    title = f"Deep AndersoNN study: {results['dataset']}"
+    ds = results.get("dataset_summary", {})
+    intro = (f"Standard = forward iteration, accelerated = Anderson; same data, seed, model and schedule. "
+             f"Dataset: {ds.get('train', '?')} training / {ds.get('test', '?')} test images of shape "
+             f"{ds.get('image_shape', '?')}.")
+    md = [f"# {title}", "", intro, "", "| Quantity | Standard | Accelerated |", "|---|---|---|"]
+    md += [f"| {q} | {s} | {a} |" for q, s, a in rows]
+    for name, file in figures:
+        md += ["", f"## {name}", "", f"![{name}]({file})"]
+    if m_trained_rows:
+        md += ["", "| Solver at inference | Test accuracy | Inference time [s] | NFE |", "|---|---|---|---|"]
+        md += [f"| {r['solver']} | {100 * r['test_accuracy']:.1f}% | {r['inference_time_s']:.2f} | {r['inference_nfe']:.1f} |"
+               for r in m_trained_rows]
+    atomic_write_text("\n".join(md) + "\n", out / "report.md")
+
+    def img(file: str) -> str:
+        data = base64.b64encode((out / file).read_bytes()).decode()
+        return f'<img alt="{html.escape(file)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>",
+            "<table border=1 cellpadding=4><tr><th>Quantity</th><th>Standard</th><th>Accelerated</th></tr>"]
+    body += [f"<tr><td>{html.escape(q)}</td><td>{html.escape(s)}</td><td>{html.escape(a)}</td></tr>" for q, s, a in rows]
+    body.append("</table>")
+    for name, file in figures:
+        body += [f"<h2>{html.escape(name)}</h2>", img(file)]
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
+            "</title></head><body style='font-family:sans-serif;max-width:960px;margin:auto'>" + "\n".join(body) + "</body></html>")
+    atomic_write_text(page, out / "report.html")
+    return out / "report.md"

@@ -1,0 +1,120 @@
+"""Training configuration: one typed, validated record of every knob."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..solvers import SolverInputError, available_solvers, get_solver
+
+__all__ = ["TrainConfig", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A bad flag or flag combination, named in the message."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (defaults: the implicit-layers tutorial's recipe).
+
+    Example:
+        >>> cfg = TrainConfig(dataset="digits", solver="forward", epochs=1)
+        >>> cfg.deq_options()["solver"], cfg.deq_options()["backward_solver"]
+        ('forward', 'forward')
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    out_dir: str = "runs/train"
+    # solver
+    solver: str = "anderson"
+    m: int = 5
+    lam: float = 1e-4
+    beta: float = 1.0
+    tol: float = 1e-3
+    max_iter: int = 30
+    backward: str = "ift"
+    backward_solver: str = "same"
+    backward_tol: float = 1e-3
+    backward_max_iter: int = 30
+    # model
+    channels: int = 48
+    inner_channels: int = 64
+    groups: int = 8
+    pool: int | None = None
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    weight_decay: float = 0.0
+    augment: bool = False
+    seed: int = 0
+    max_train: int | None = None
+    max_test: int | None = None
+    checkpoint_every: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.solver not in available_solvers():
+            raise ConfigError(f"--solver {self.solver!r} is not a registered solver ({', '.join(available_solvers())})")
+        bsolver = self.resolved_backward_solver
+        if bsolver not in available_solvers():
+            raise ConfigError(f"--backward-solver {bsolver!r} is not a registered solver")
+        if self.backward not in ("ift", "jfb"):
+            raise ConfigError(f"--backward must be 'ift' or 'jfb', got {self.backward!r}")
+        if self.solver != "anderson" and (self.m, self.lam, self.beta) != (5, 1e-4, 1.0):
+            raise ConfigError("--m/--lam/--beta are Anderson options; they have no effect with "
+                              f"--solver {self.solver} (drop them or use --solver anderson)")
+        if self.backward == "jfb" and self.backward_solver != "same":
+            raise ConfigError("--backward-solver has no effect with --backward jfb (no adjoint solve)")
+        for name in ("epochs", "batch_size", "max_iter", "backward_max_iter"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("tol", "backward_tol", "lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if self.lr_min > self.lr:
+            raise ConfigError(f"--lr-min {self.lr_min} exceeds --lr {self.lr}")
+        if self.checkpoint_every < 0:
+            raise ConfigError("--checkpoint-every must be >= 0 (0: once per epoch)")
+        try:
+            get_solver(self.solver).Options.from_kwargs(self.solver, **self.solver_options())
+        except SolverInputError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @property
+    def resolved_backward_solver(self) -> str:
+        return self.solver if self.backward_solver == "same" else self.backward_solver
+
+    def solver_options(self) -> dict[str, Any]:
+        return {"m": self.m, "lam": self.lam, "beta": self.beta} if self.solver == "anderson" else {}
+
+    def deq_options(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`andersonn.DEQ`."""
+        bsolver = self.resolved_backward_solver
+        return dict(
+            solver=self.solver, tol=self.tol, max_iter=self.max_iter, backward=self.backward,
+            backward_solver=bsolver, backward_tol=self.backward_tol, backward_max_iter=self.backward_max_iter,
+            backward_options={"m": self.m, "lam": self.lam, "beta": self.beta} if bsolver == "anderson" else {},
+            **self.solver_options(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2))

@@ -1,0 +1,319 @@
+"""DEQ classifier training: the tutorial's recipe, resumable, data-parallel under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from ..data import ImageDataset, load_dataset
+from ..data.transforms import random_crop_flip
+from ..models import DEQClassifier, count_parameters, deq_classifier
+from . import distributed as D
+from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from .config import ConfigError, TrainConfig
+
+__all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained"]
+
+CHECKPOINT = "checkpoint.pt"
+METRIC_FIELDS = [
+    "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s",
+    "forward_nfe", "backward_nfe", "test_forward_nfe", "lr",
+]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message says where."""
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    metrics: list[dict[str, float]]
+    summary: dict[str, Any]
+    out_dir: Path
+    completed: bool
+
+
+def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: int) -> DEQClassifier:
+    """The poster's classifier sized for a dataset (pooling to a 4x4 map unless ``cfg.pool`` says otherwise)."""
+    c, h, w = image_shape
+    if h != w:
+        raise ConfigError(f"square images expected, got {h}x{w}")
+    pool = cfg.pool or max(1, h // 4)
+    return deq_classifier(
+        in_channels=c, image_size=h, num_classes=num_classes, channels=cfg.channels,
+        inner_channels=cfg.inner_channels, groups=cfg.groups, pool=pool, **cfg.deq_options(),
+    )
+
+
+def _deq(model: nn.Module):
+    return getattr(model, "module", model).deq
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Loss, accuracy, mean forward NFE and wall time of ``model`` on (x, y), in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum = correct = nfe_sum = 0.0
+    start = time.perf_counter()
+    for i in range(0, x.shape[0], batch_size):
+        xb, yb = x[i: i + batch_size].to(device), y[i: i + batch_size].to(device)
+        logits = model(xb)
+        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += float((logits.argmax(1) == yb).sum())
+        nfe_sum += _deq(model).last_forward.mean_nfe * xb.shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - start
+    model.train(was_training)
+    n = max(1, x.shape[0])
+    return {"loss": loss_sum / n, "accuracy": correct / n, "nfe": nfe_sum / n, "time_s": elapsed,
+            "count": float(x.shape[0]), "loss_sum": loss_sum, "correct": correct, "nfe_sum": nfe_sum}
+
+
+def _epoch_batches(n: int, cfg: TrainConfig, epoch: int, info: D.DistInfo) -> list[torch.Tensor]:
+    """This rank's batches for an epoch: a seeded permutation (same on every rank, and
+    after a resume), cut to a multiple of the world size and dealt round-robin."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+    perm = perm[: (n // info.world_size) * info.world_size][info.rank:: info.world_size]
+    per_rank = cfg.batch_size // info.world_size
+    return [perm[i: i + per_rank] for i in range(0, perm.numel(), per_rank)]
+
+
+def _write_metrics(out: Path, metrics: list[dict[str, float]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+    writer.writeheader()
+    for row in metrics:
+        writer.writerow({k: row.get(k) for k in METRIC_FIELDS})
+    atomic_write_text(buf.getvalue(), out / "metrics.csv")
+    atomic_write_text(json.dumps(metrics, indent=2), out / "metrics.json")
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    dataset: ImageDataset | None = None,
+    stop_after_steps: int | None = None,
+) -> TrainResult:
+    """Train the poster's DEQ classifier as ``cfg`` says; returns metrics and a summary.
+
+    Writes to ``cfg.out_dir``: ``metrics.csv``/``metrics.json`` after every epoch,
+    ``checkpoint.pt`` (atomic; every epoch and every ``checkpoint_every`` steps),
+    and at the end ``model.safetensors``, ``config.json`` and ``summary.json``.
+    ``resume=True`` continues from the checkpoint to the same result as an
+    uninterrupted run. ``stop_after_steps`` stops this process after that many
+    optimizer steps, as an interruption would (used by the tests).
+
+    Example:
+        >>> cfg = TrainConfig(dataset="digits", epochs=1, max_train=200, max_test=100, out_dir="/tmp/ann-doc",
+        ...                   channels=16, inner_channels=16, max_iter=10)
+        >>> result = train(cfg, progress=False)
+        >>> result.completed, 0.0 <= result.summary["test_accuracy"] <= 1.0
+        (True, True)
+    """
+    cfg.validate()
+    info, device = D.setup(cfg.device)
+    out = Path(cfg.out_dir)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT
+    if not resume and ckpt_path.exists() and info.is_main:
+        raise ConfigError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another --out")
+    if cfg.batch_size % info.world_size:
+        raise ConfigError(f"--batch-size {cfg.batch_size} is not divisible by the {info.world_size} processes")
+
+    ds = dataset or load_dataset(cfg.dataset, cfg.data_dir, **cfg.dataset_options)
+    x_train, y_train = ds.x_train[: cfg.max_train], ds.y_train[: cfg.max_train]
+    x_test, y_test = ds.x_test[: cfg.max_test], ds.y_test[: cfg.max_test]
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, ds.image_shape, ds.num_classes).to(device)
+    n_params = count_parameters(model)
+    net: nn.Module = model
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(_epoch_batches(x_train.shape[0], cfg, 0, info))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr_min)
+
+    metrics: list[dict[str, float]] = []
+    start_epoch, start_step, train_time = 0, 0, 0.0
+    zero_acc = {"loss": 0.0, "correct": 0.0, "count": 0.0, "fnfe": 0.0, "bnfe": 0.0, "steps": 0.0, "time": 0.0}
+    acc = dict(zero_acc)
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        saved = TrainConfig.from_dict(state["config"])
+        differing = {k for k, v in saved.to_dict().items() if v != cfg.to_dict()[k] and k not in ("out_dir",)}
+        if differing:
+            raise ConfigError(f"--resume with a different configuration ({sorted(differing)}) than {ckpt_path}")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, start_step = state["epoch"], state["step"]
+        metrics, train_time, acc = state["metrics"], state["train_time"], state["accumulators"]
+
+    def checkpoint(epoch: int, step: int) -> None:
+        if info.is_main:
+            atomic_save({
+                "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
+                "metrics": metrics, "train_time": train_time, "accumulators": acc,
+            }, ckpt_path)
+        D.barrier(info)
+
+    steps_done = 0
+    for epoch in range(start_epoch, cfg.epochs):
+        batches = _epoch_batches(x_train.shape[0], cfg, epoch, info)
+        net.train()
+        bar = tqdm(range(start_step, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs} [{cfg.solver}]",
+                   disable=not (progress and info.is_main), leave=False)
+        for step in bar:
+            t0 = time.perf_counter()
+            idx = batches[step]
+            xb = x_train[idx]
+            if cfg.augment:
+                xb = random_crop_flip(xb, torch.Generator().manual_seed(hash((cfg.seed, epoch, step)) % 2**31))
+            xb, yb = xb.to(device), y_train[idx].to(device)
+            logits = net(xb)
+            loss = F.cross_entropy(logits, yb)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}: "
+                                    f"{_deq(net).last_forward.message}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            dt = time.perf_counter() - t0
+            train_time += dt
+            deq = _deq(net)
+            acc["loss"] += float(loss.detach()) * yb.numel()
+            acc["correct"] += float((logits.argmax(1) == yb).sum())
+            acc["count"] += yb.numel()
+            acc["fnfe"] += deq.last_forward.mean_nfe
+            acc["bnfe"] += deq.last_backward.mean_nfe if deq.last_backward is not None else 0.0
+            acc["steps"] += 1
+            acc["time"] += dt
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", nfe=f"{deq.last_forward.mean_nfe:.1f}")
+            steps_done += 1
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(batches):
+                checkpoint(epoch, step + 1)
+            if stop_after_steps is not None and steps_done >= stop_after_steps:
+                D.teardown(info)
+                return TrainResult(cfg, metrics, {}, out, completed=False)
+        start_step = 0
+        tot = D.all_sum([acc["loss"], acc["correct"], acc["count"], acc["fnfe"], acc["bnfe"], acc["steps"]], device, info)
+        ev = _sharded_eval(net, x_test, y_test, cfg, device, info)
+        metrics.append({
+            "epoch": epoch + 1, "train_loss": tot[0] / tot[2], "train_accuracy": tot[1] / tot[2],
+            "test_loss": ev["loss"], "test_accuracy": ev["accuracy"], "epoch_time_s": acc["time"],
+            "forward_nfe": tot[3] / tot[5], "backward_nfe": tot[4] / tot[5], "test_forward_nfe": ev["nfe"],
+            "lr": sched.get_last_lr()[0],
+        })
+        acc = dict(zero_acc)
+        if info.is_main:
+            _write_metrics(out, metrics)
+            m = metrics[-1]
+            if progress:
+                tqdm.write(f"epoch {epoch + 1}: train acc {m['train_accuracy']:.3f} test acc {m['test_accuracy']:.3f} "
+                           f"time {m['epoch_time_s']:.1f}s NFE fwd {m['forward_nfe']:.1f} bwd {m['backward_nfe']:.1f}")
+        checkpoint(epoch + 1, 0)
+
+    replica_diff = _replica_divergence(model, device, info)
+    summary: dict[str, Any] = {}
+    if info.is_main:
+        inf = evaluate(model, x_test, y_test, cfg.batch_size, device)
+        last = metrics[-1]
+        summary = {
+            "dataset": cfg.dataset, "solver": cfg.solver, "params": n_params,
+            "train_accuracy": last["train_accuracy"], "test_accuracy": inf["accuracy"],
+            "best_test_accuracy": max(m["test_accuracy"] for m in metrics),
+            "train_time_s": train_time, "inference_time_s": inf["time_s"],
+            "inference_time_per_batch_s": inf["time_s"] / max(1, math.ceil(x_test.shape[0] / cfg.batch_size)),
+            "forward_nfe": sum(m["forward_nfe"] for m in metrics) / len(metrics),
+            "backward_nfe": sum(m["backward_nfe"] for m in metrics) / len(metrics),
+            "inference_nfe": inf["nfe"], "epochs": cfg.epochs, "world_size": info.world_size,
+            "train_size": int(x_train.shape[0]), "test_size": int(x_test.shape[0]),
+            "class_names": ds.class_names, "image_shape": list(ds.image_shape),
+            "replica_param_max_diff": replica_diff,
+        }
+        _save_model(model, cfg, ds, out)
+        atomic_write_text(json.dumps(summary, indent=2), out / "summary.json")
+    D.teardown(info)
+    return TrainResult(cfg, metrics, summary, out, completed=True)
+
+
+def _replica_divergence(model: nn.Module, device: torch.device, info: D.DistInfo) -> float:
+    """Largest difference of any parameter between data-parallel replicas (0.0 when in sync)."""
+    if not info.enabled:
+        return 0.0
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()]).to(device)
+    hi, lo = flat.clone(), flat.clone()
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    return float((hi - lo).max())
+
+
+def _sharded_eval(net, x, y, cfg, device, info) -> dict[str, float]:
+    shard = torch.arange(x.shape[0])[info.rank:: info.world_size]
+    ev = evaluate(net, x[shard], y[shard], cfg.batch_size // info.world_size, device)
+    loss, correct, nfe, count = D.all_sum([ev["loss_sum"], ev["correct"], ev["nfe_sum"], ev["count"]], device, info)
+    return {"loss": loss / count, "accuracy": correct / count, "nfe": nfe / count}
+
+
+def _save_model(model: DEQClassifier, cfg: TrainConfig, ds: ImageDataset, out: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = out / "model.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(out / "model.safetensors")
+    meta = {"config": cfg.to_dict(), "model": model.config, "class_names": ds.class_names,
+            "dataset_meta": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, list, dict))}}
+    atomic_write_text(json.dumps(meta, indent=2, default=str), out / "config.json")
+
+
+def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifier, dict[str, Any]]:
+    """Load a model saved by :func:`train` (``model.safetensors`` + ``config.json``) in eval mode.
+
+    ``deq_overrides`` replace solver settings (e.g. ``m=3`` or ``solver="forward"``) for inference.
+    """
+    from safetensors.torch import load_file
+
+    run = Path(run_dir)
+    weights, meta_path = run / "model.safetensors", run / "config.json"
+    if not weights.is_file() or not meta_path.is_file():
+        raise FileNotFoundError(f"{run} is not a trained model folder (need model.safetensors and config.json)")
+    meta = json.loads(meta_path.read_text())
+    cfg = TrainConfig.from_dict(meta["config"])
+    mc = meta["model"]
+    opts = cfg.deq_options() | deq_overrides
+    if opts.get("solver") != "anderson":
+        for k in ("m", "lam", "beta"):
+            opts.pop(k, None)
+    model = deq_classifier(
+        in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
+        channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"], **opts,
+    )
+    model.load_state_dict(load_file(str(weights)))
+    model.eval()
+    return model, meta

@@ -1,0 +1,84 @@
+"""Training: resume after an interruption, data-parallel replicas, bad flags, report files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from andersonn.train import ConfigError, TrainConfig, load_trained, train
+
+TINY = dict(dataset="digits", dataset_options={"image_size": 8}, max_train=200, max_test=60, channels=16,
+            inner_channels=16, batch_size=50, max_iter=8, backward_max_iter=8, tol=1e-2, backward_tol=1e-2)
+
+
+def tiny(tmp_path, name, **kw):
+    return TrainConfig(**(TINY | {"out_dir": str(tmp_path / name)} | kw))
+
+
+def test_resume_after_interrupt_gives_identical_parameters(tmp_path):
+    full = train(tiny(tmp_path, "full", epochs=2, checkpoint_every=2), progress=False)
+    assert full.completed and len(full.metrics) == 2
+    cut = tiny(tmp_path, "cut", epochs=2, checkpoint_every=2)
+    partial = train(cut, progress=False, stop_after_steps=7)  # killed mid-epoch 2 (4 steps/epoch)
+    assert not partial.completed and (tmp_path / "cut" / "checkpoint.pt").exists()
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cut, progress=False)
+    resumed = train(cut, resume=True, progress=False)
+    assert resumed.completed
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [m["train_loss"] for m in full.metrics] == [m["train_loss"] for m in resumed.metrics]
+
+
+def test_metrics_and_model_files_are_written_and_reloadable(tmp_path):
+    r = train(tiny(tmp_path, "run", epochs=1, solver="forward"), progress=False)
+    out = tmp_path / "run"
+    rows = json.loads((out / "metrics.json").read_text())
+    assert set(rows[0]) >= {"train_accuracy", "test_accuracy", "epoch_time_s", "forward_nfe", "backward_nfe"}
+    assert (out / "metrics.csv").read_text().startswith("epoch,train_loss")
+    model, meta = load_trained(out)
+    assert meta["config"]["solver"] == "forward"
+    assert r.summary["params"] == sum(p.numel() for p in model.parameters())
+    assert r.summary["forward_nfe"] > 1 and r.summary["backward_nfe"] > 1
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(solver="forward", m=3), "Anderson options"),
+    (dict(backward="jfb", backward_solver="anderson"), "no effect with --backward jfb"),
+    (dict(solver="newton"), "not a registered solver"),
+    (dict(tol=0.0), "--tol"),
+    (dict(lam=-1.0), "lam must be"),
+])
+def test_bad_flag_combinations_are_rejected(tmp_path, kw, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        train(tiny(tmp_path, "bad", **kw), progress=False)
+
+
+def test_cli_reports_bad_flags_in_one_line(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "andersonn", "train", "--solver", "forward", "--m", "3",
+                        "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert p.returncode == 2 and "error: --m/--lam/--beta are Anderson options" in p.stderr
+    assert "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "andersonn", "train", "--dataset", "cifar10", "--data-dir",
+                        str(tmp_path / "missing"), "--out", str(tmp_path / "y")], capture_output=True, text=True)
+    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_ddp_two_cpu_processes_end_with_equal_replicas(tmp_path):
+    out = tmp_path / "ddp"
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "andersonn", "train", "--out", str(out), "--dataset", "digits", "--image-size", "8",
+           "--max-train", "200", "--max-test", "60", "--epochs", "1", "--batch-size", "50", "--max-iter", "8",
+           "--backward-max-iter", "8", "--tol", "1e-2", "--backward-tol", "1e-2", "--device", "cpu"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert summary["replica_param_max_diff"] == 0.0
+    assert summary["params"] > 0 and 0.0 <= summary["test_accuracy"] <= 1.0
