@@ -126,8 +126,8 @@ def write_report(out_dir: str | Path, results: dict[str, Any], residual_rows: li
         _write_csv(out / "residuals_summary.csv", [{k: v for k, v in r.items() if k != "trace"} for r in residual_rows])
         _plot_residuals(residual_rows, out / "residuals.png"); figures.append(("Residual vs iteration", "residuals.png"))
     if m_random_rows and m_trained_rows:
-        _write_csv(out / "m_tradeoff.csv", [{k: v for k, v in r.items() if k != "trace"} | {"input": "random"} for r in m_random_rows]
-                   + [r | {"input": "trained test set"} for r in m_trained_rows])
+        _write_csv(out / "m_tradeoff_random_input.csv", [{k: v for k, v in r.items() if k != "trace"} for r in m_random_rows])
+        _write_csv(out / "m_tradeoff_trained.csv", m_trained_rows)
         _plot_m(m_random_rows, m_trained_rows, out / "m_tradeoff.png"); figures.append(("The m trade-off", "m_tradeoff.png"))
 
     title = f"Deep AndersoNN study: {results['dataset']}"
