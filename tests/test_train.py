@@ -82,3 +82,12 @@ def test_ddp_two_cpu_processes_end_with_equal_replicas(tmp_path):
     assert summary["world_size"] == 2
     assert summary["replica_param_max_diff"] == 0.0
     assert summary["params"] > 0 and 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_explicit_baseline_trains_with_same_parameter_count(tmp_path):
+    deq = train(tiny(tmp_path, "deq", epochs=1), progress=False)
+    cnn = train(tiny(tmp_path, "cnn", epochs=1, arch="explicit", solver="forward"), progress=False)
+    assert cnn.summary["params"] == deq.summary["params"]
+    assert cnn.summary["forward_nfe"] == 0.0 and 0.0 <= cnn.summary["test_accuracy"] <= 1.0
+    model, meta = load_trained(tmp_path / "cnn")
+    assert meta["model"]["arch"] == "explicit"

@@ -79,6 +79,8 @@ def train(
     backward_max_iter: BMaxIter = 30, epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3,
     seed: Seed = 0, max_train: MaxTrain = None, max_test: MaxTest = None, augment: Augment = False,
     resume: Resume = False, checkpoint_every: CkptEvery = 0, device: Device = "auto",
+    arch: Annotated[str, typer.Option(help="'deq' (the poster's model) or 'explicit' (baseline CNN, same blocks unrolled).")] = "deq",
+    depth: Annotated[int, typer.Option(help="Blocks of the explicit baseline (1: same parameter count as the DEQ).")] = 1,
 ) -> None:
     """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP."""
     from .train import train as run_train
@@ -87,7 +89,7 @@ def train(
                   lam=lam, beta=beta, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, epochs=epochs, batch_size=batch_size,
                   lr=lr, seed=seed, max_train=max_train, max_test=max_test, augment=augment,
-                  checkpoint_every=checkpoint_every, device=device)
+                  checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
     result = _guard(run_train, cfg, resume=resume)
     if result.summary:
         s = result.summary

@@ -1,6 +1,7 @@
 """Models built on the DEQ layer."""
 
 from .classifier import DEQClassifier, count_parameters, deq_classifier
+from .explicit import ExplicitStack, explicit_classifier
 from .implicit import ImplicitConvBlock
 
-__all__ = ["ImplicitConvBlock", "DEQClassifier", "deq_classifier", "count_parameters"]
+__all__ = ["ImplicitConvBlock", "DEQClassifier", "deq_classifier", "count_parameters", "ExplicitStack", "explicit_classifier"]

@@ -43,6 +43,8 @@ class TrainConfig:
     backward_tol: float = 1e-3
     backward_max_iter: int = 30
     # model
+    arch: str = "deq"
+    depth: int = 1
     channels: int = 48
     inner_channels: int = 64
     groups: int = 8
@@ -66,6 +68,10 @@ class TrainConfig:
         bsolver = self.resolved_backward_solver
         if bsolver not in available_solvers():
             raise ConfigError(f"--backward-solver {bsolver!r} is not a registered solver")
+        if self.arch not in ("deq", "explicit"):
+            raise ConfigError(f"--arch must be 'deq' or 'explicit', got {self.arch!r}")
+        if self.arch == "deq" and self.depth != 1:
+            raise ConfigError("--depth applies to --arch explicit only")
         if self.backward not in ("ift", "jfb"):
             raise ConfigError(f"--backward must be 'ift' or 'jfb', got {self.backward!r}")
         if self.solver != "anderson" and (self.m, self.lam, self.beta) != (5, 1e-4, 1.0):

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..data import ImageDataset, load_dataset
 from ..data.transforms import random_crop_flip
-from ..models import DEQClassifier, count_parameters, deq_classifier
+from ..models import DEQClassifier, count_parameters, deq_classifier, explicit_classifier
 from . import distributed as D
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from .config import ConfigError, TrainConfig
@@ -51,6 +51,9 @@ def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes
     if h != w:
         raise ConfigError(f"square images expected, got {h}x{w}")
     pool = cfg.pool or max(1, h // 4)
+    if cfg.arch == "explicit":
+        return explicit_classifier(in_channels=c, image_size=h, num_classes=num_classes, channels=cfg.channels,
+                                   inner_channels=cfg.inner_channels, groups=cfg.groups, pool=pool, depth=cfg.depth)
     return deq_classifier(
         in_channels=c, image_size=h, num_classes=num_classes, channels=cfg.channels,
         inner_channels=cfg.inner_channels, groups=cfg.groups, pool=pool, **cfg.deq_options(),
@@ -59,6 +62,11 @@ def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes
 
 def _deq(model: nn.Module):
     return getattr(model, "module", model).deq
+
+
+def _nfe(result) -> float:
+    """Mean evaluations of f per sample of a solve (0 when there was none, e.g. an explicit model)."""
+    return result.mean_nfe if result is not None else 0.0
 
 
 @torch.no_grad()
@@ -73,7 +81,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         logits = model(xb)
         loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += float((logits.argmax(1) == yb).sum())
-        nfe_sum += _deq(model).last_forward.mean_nfe * xb.shape[0]
+        nfe_sum += _nfe(_deq(model).last_forward) * xb.shape[0]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
@@ -193,8 +201,9 @@ def train(
             logits = net(xb)
             loss = F.cross_entropy(logits, yb)
             if not torch.isfinite(loss):
-                raise TrainingError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}: "
-                                    f"{_deq(net).last_forward.message}")
+                last = _deq(net).last_forward
+                raise TrainingError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}"
+                                    + (f": {last.message}" if last is not None else ""))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -207,11 +216,11 @@ def train(
             acc["loss"] += float(loss.detach()) * yb.numel()
             acc["correct"] += float((logits.argmax(1) == yb).sum())
             acc["count"] += yb.numel()
-            acc["fnfe"] += deq.last_forward.mean_nfe
-            acc["bnfe"] += deq.last_backward.mean_nfe if deq.last_backward is not None else 0.0
+            acc["fnfe"] += _nfe(deq.last_forward)
+            acc["bnfe"] += _nfe(deq.last_backward)
             acc["steps"] += 1
             acc["time"] += dt
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", nfe=f"{deq.last_forward.mean_nfe:.1f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", nfe=f"{_nfe(deq.last_forward):.1f}")
             steps_done += 1
             if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(batches):
                 checkpoint(epoch, step + 1)
@@ -310,10 +319,17 @@ def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifi
     if opts.get("solver") != "anderson":
         for k in ("m", "lam", "beta"):
             opts.pop(k, None)
-    model = deq_classifier(
-        in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
-        channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"], **opts,
-    )
+    if mc.get("arch") == "explicit":
+        model = explicit_classifier(
+            in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
+            channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"],
+            depth=mc["depth"],
+        )
+    else:
+        model = deq_classifier(
+            in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
+            channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"], **opts,
+        )
     model.load_state_dict(load_file(str(weights)))
     model.eval()
     return model, meta
