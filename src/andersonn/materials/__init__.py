@@ -1,0 +1,1 @@
+"""Metal-organic frameworks: CIF -> periodic atom-bond graph -> node-neighbour image."""
