@@ -15,10 +15,10 @@ import pytest
 pytest.importorskip("pymatgen")
 
 from andersonn.materials import cache as cache_mod  # noqa: E402
-from andersonn.materials.cache import build_image_cache, cache_key, load_image  # noqa: E402
+from andersonn.materials.cache import IMAGE_VERSION, build_image_cache, cache_key, load_image  # noqa: E402
 from andersonn.materials.cif import read_structure  # noqa: E402
 from andersonn.materials.examples import example_cif_path  # noqa: E402
-from andersonn.materials.image import structure_image  # noqa: E402
+from andersonn.materials.image import CHANNELS, structure_image  # noqa: E402
 
 N = 8
 
@@ -83,7 +83,8 @@ def test_resume_after_kill_builds_each_structure_once(tmp_path, monkeypatch):
     assert b"FINISHED" not in out, "the build finished before it could be killed"
     done = _n_records(db)
     assert 3 <= done < N
-    before = {p.name: p.stat().st_mtime_ns for p in (root / "images" / "s8").glob("*.npy")}
+    img_dir = root / "images" / f"s8v{IMAGE_VERSION}"
+    before = {p.name: p.stat().st_mtime_ns for p in img_dir.glob("*.npy")}
 
     calls = []
     real = cache_mod.build_image_record
@@ -97,8 +98,9 @@ def test_resume_after_kill_builds_each_structure_once(tmp_path, monkeypatch):
     assert len(calls) == N - done  # only the missing ones
     assert len(set(calls)) == len(calls)
     assert all("error" not in r for r in recs.values()) and _n_records(db) == N
-    after = {p.name: p.stat().st_mtime_ns for p in (root / "images" / "s8").glob("*.npy")}
-    finished_before = {f"{r}.npy" for r in cifs if f"images/s8/{r}.npy" not in calls}
+    after = {p.name: p.stat().st_mtime_ns for p in img_dir.glob("*.npy")}
+    finished_before = {f"{r}.npy" for r in cifs if f"images/s8v{IMAGE_VERSION}/{r}.npy" not in calls}
+    assert len(finished_before) == done
     assert all(after[n] == before[n] for n in finished_before)  # not rebuilt
     for ref, path in cifs.items():
         assert np.array_equal(load_image(root, recs[ref]), structure_image(read_structure(path), 8))
@@ -114,7 +116,7 @@ def test_deleted_image_is_rebuilt(tmp_path):
     recs = build_image_cache(cifs, tmp_path, 8, scheduler="synchronous")
     (tmp_path / recs["a"]["npy"]).unlink()
     recs = build_image_cache(cifs, tmp_path, 8, scheduler="synchronous")
-    assert load_image(tmp_path, recs["a"]).shape == (6, 8, 8)
+    assert load_image(tmp_path, recs["a"]).shape == (len(CHANNELS), 8, 8)
 
 
 def test_dask_local_cluster_path(tmp_path):
@@ -123,4 +125,4 @@ def test_dask_local_cluster_path(tmp_path):
             "c": example_cif_path("corrupt")}
     recs = build_image_cache(cifs, tmp_path, 8, n_workers=1)
     assert recs["a"]["formula"] == "NaCl" and recs["b"]["n_bonds"] == 2 and "error" in recs["c"]
-    assert recs.keys() == cifs.keys() and cache_key("a", 8) == "a@s8@v1"
+    assert recs.keys() == cifs.keys() and cache_key("a", 8) == f"a@s8@v{IMAGE_VERSION}"

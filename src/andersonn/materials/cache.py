@@ -3,7 +3,7 @@
 Layout of a cache directory::
 
     records.sqlite                 ResultCache: key -> JSON record (metadata or error)
-    images/s<SIZE>/<refcode>.npy   the image, float32 (C, SIZE, SIZE)
+    images/s<SIZE>v<VERSION>/<refcode>.npy   the image, float32 (C, SIZE, SIZE)
 
 A key is ``"<refcode>@s<SIZE>@v<IMAGE_VERSION>"``.  Each image is written to a
 temporary file and moved into place with ``os.replace`` *before* its record is
@@ -17,7 +17,7 @@ default, ``scheduler="synchronous"`` in-process, or a scheduler address).
 >>> d = tempfile.mkdtemp()
 >>> recs = build_image_cache({"NaCl": example_cif_path("NaCl")}, d, 8, scheduler="synchronous")
 >>> recs["NaCl"]["formula"], load_image(d, recs["NaCl"]).shape
-('NaCl', (6, 8, 8))
+('NaCl', (8, 8, 8))
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ __all__ = [
 ]
 
 #: Bump when the image definition changes, so old cache entries are not reused.
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
 
 
 def cache_key(refcode: str, image_size: int) -> str:
     """Record key of ``refcode`` at ``image_size``.
 
     >>> cache_key("ABAVIJ_clean", 32)
-    'ABAVIJ_clean@s32@v1'
+    'ABAVIJ_clean@s32@v2'
     """
     return f"{refcode}@s{image_size}@v{IMAGE_VERSION}"
 
@@ -122,7 +122,7 @@ def build_image_cache(
             cache_key(ref, image_size): {
                 "cif": str(Path(path).resolve()),
                 "root": str(root.resolve()),
-                "npy": f"images/s{image_size}/{ref}.npy",
+                "npy": f"images/s{image_size}v{IMAGE_VERSION}/{ref}.npy",
                 "image_size": int(image_size),
             }
             for ref, path in cifs.items()

@@ -15,7 +15,16 @@ row atom:
 ``bond_hops``         bonds between row and column atom inside the crop / S (1 if
                       not connected inside the crop)
 ``distance``          Cartesian distance between the two atoms / 20 A (clipped)
+``atoms_within_6A``   coordination shells: atoms of the periodic structure within
+                      6 A of the column atom / 100 (clipped)
+``void_distance``     distance from the column atom to the nearest atom more than
+                      3 bonds away from it / 10 A (clipped): how far the atom
+                      looks across empty space, i.e. how open its pore wall is
 ====================  ==========================================================
+
+The last two channels are per-atom environment features (like the
+coordination number, but counting further shells); they give the image the
+local packing that a bond-only crop of ~S atoms cannot see.
 
 Empty pixels (crop smaller than ``S``) are all zero; a real atom always has a
 non-zero ``atomic_number``.
@@ -40,7 +49,7 @@ atom by canonical rank; when every atom is used the rest is zero padding.
 >>> from andersonn.materials.graph import structure_to_graph
 >>> img = graph_to_image(structure_to_graph(read_structure(example_cif_path("NaCl"))), 16)
 >>> img.shape, img.dtype, round(float(img[0, 0, 0]), 4)   # root: Na (Z=11)
-((6, 16, 16), dtype('float32'), 0.11)
+((8, 16, 16), dtype('float32'), 0.11)
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ import numpy as np
 
 from andersonn.materials.graph import PeriodicGraph
 
-__all__ = ["CHANNELS", "crop_atoms", "graph_to_image", "structure_image"]
+__all__ = ["CHANNELS", "crop_atoms", "environment_features", "graph_to_image", "structure_image"]
 
 CHANNELS: tuple[str, ...] = (
     "atomic_number",
@@ -61,10 +70,16 @@ CHANNELS: tuple[str, ...] = (
     "coordination",
     "bond_hops",
     "distance",
+    "atoms_within_6A",
+    "void_distance",
 )
 
 _MAX_COORDINATION = 12.0
 _MAX_DISTANCE = 20.0
+_SHELL_RADIUS = 6.0
+_SHELL_NORM = 100.0
+_VOID_RADIUS = 10.0
+_VOID_HOPS = 3
 
 
 @lru_cache(maxsize=None)
@@ -159,6 +174,69 @@ def _hops(graph: PeriodicGraph, nodes: list[tuple[int, tuple[int, int, int]]]) -
     return hops
 
 
+def _within_hops(graph: PeriodicGraph, node: tuple[int, tuple[int, int, int]], hops: int) -> set:
+    """Unfolded ``(atom, image)`` nodes at most ``hops`` bonds from ``node``."""
+    seen = {node}
+    frontier = [node]
+    for _ in range(hops):
+        nxt = []
+        for atom, img in frontier:
+            for b, off, _ in graph.neighbors(atom):
+                n = (b, (img[0] + off[0], img[1] + off[1], img[2] + off[2]))
+                if n not in seen:
+                    seen.add(n)
+                    nxt.append(n)
+        frontier = nxt
+    return seen
+
+
+def environment_features(
+    graph: PeriodicGraph, nodes: list[tuple[int, tuple[int, int, int]]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms within 6 A and distance to the nearest atom > 3 bonds away, per node.
+
+    Searched over the periodic structure (pymatgen's cell-list neighbour search),
+    so both see beyond the crop.  The void distance is capped at 10 A.
+
+    >>> from andersonn.materials.cif import read_structure
+    >>> from andersonn.materials.examples import example_cif_path
+    >>> from andersonn.materials.graph import structure_to_graph
+    >>> g = structure_to_graph(read_structure(example_cif_path("chain")))
+    >>> n, void = environment_features(g, [(0, (0, 0, 0))])
+    >>> int(n[0]), round(float(void[0]), 2)   # 4 chain atoms within 6 A; 4 bonds = 5.6 A
+    (8, 5.6)
+    """
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    m = len(nodes)
+    counts = np.zeros(m)
+    void = np.full(m, _VOID_RADIUS)
+    if m == 0:
+        return counts, void
+    all_cart = np.ascontiguousarray(graph.frac_coords @ graph.lattice, dtype=float)
+    centers = np.ascontiguousarray([graph.cart(a, img) for a, img in nodes], dtype=float)
+    ci, nj, off, dist = find_points_in_spheres(
+        all_cart, centers, _VOID_RADIUS, np.array([1, 1, 1], dtype=np.int64),
+        np.ascontiguousarray(graph.lattice, dtype=float), 1e-8,
+    )
+    off = np.rint(off).astype(np.int64)
+    order = np.lexsort((nj, np.round(dist, 6), ci))
+    ci, nj, off, dist = ci[order], nj[order], off[order], dist[order]
+    bounds = np.searchsorted(ci, np.arange(m + 1))
+    for k in range(m):
+        lo, hi = bounds[k], bounds[k + 1]
+        d = dist[lo:hi]
+        real = d > 1e-6
+        counts[k] = int((real & (d <= _SHELL_RADIUS)).sum())
+        near = _within_hops(graph, nodes[k], _VOID_HOPS)
+        for t in np.nonzero(real)[0]:
+            j, o = int(nj[lo + t]), off[lo + t]
+            if (j, (int(o[0]), int(o[1]), int(o[2]))) not in near:
+                void[k] = float(d[t])
+                break
+    return counts, void
+
+
 def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
     """Node-neighbour image ``float32 (len(CHANNELS), image_size, image_size)``.
 
@@ -181,6 +259,9 @@ def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
     feats = np.array([_element_features(graph.symbols[a]) for a in atoms])  # (m, 3)
     coord = np.minimum(graph.coordination[atoms] / _MAX_COORDINATION, 1.0)
     hops = _hops(graph, nodes)
+    shell, void = environment_features(graph, nodes)
+    shell = np.minimum(shell / _SHELL_NORM, 1.0)
+    void = np.minimum(void / _VOID_RADIUS, 1.0)
     dist = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
     idx = np.arange(m)
     for r in range(m):
@@ -190,6 +271,8 @@ def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
         out[3, r, :m] = coord[cols]
         out[4, r, :m] = np.minimum(h[cols] / image_size, 1.0)
         out[5, r, :m] = np.minimum(dist[r, cols] / _MAX_DISTANCE, 1.0)
+        out[6, r, :m] = shell[cols]
+        out[7, r, :m] = void[cols]
     return out
 
 
@@ -199,7 +282,7 @@ def structure_image(structure, image_size: int = 32) -> np.ndarray:
     >>> from andersonn.materials.cif import read_structure
     >>> from andersonn.materials.examples import example_cif_path
     >>> structure_image(read_structure(example_cif_path("chain")), 4).shape
-    (6, 4, 4)
+    (8, 4, 4)
     """
     from andersonn.materials.graph import structure_to_graph
 
