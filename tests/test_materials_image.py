@@ -78,14 +78,17 @@ def test_environment_channels_known_values():
     from andersonn.materials.image import environment_features
 
     g = structure_to_graph(read_structure(example_cif_path("NaCl")))
-    n, void = environment_features(g, crop_atoms(g, 4))
+    n, wide, void = environment_features(g, crop_atoms(g, 4))
     # rock salt shells: 6 at 2.82, 12 at 3.99, 8 at 4.88, 6 at 5.64 A -> 32 within 6 A
     assert n.tolist() == [32, 32, 32, 32]
     # bond hops in rock salt = Manhattan distance in units of a/2 = 2.82 A; the
     # nearest ion 4 hops away sits at (2, 1, 1) * 2.82 A = 2.82 * sqrt(6) = 6.91 A
     assert np.allclose(void, 2.82 * np.sqrt(6))
     g = structure_to_graph(read_structure(example_cif_path("chain")))
-    n, void = environment_features(g, crop_atoms(g, 2))
+    n, wide, void = environment_features(g, crop_atoms(g, 2))
     assert n.tolist() == [8, 8] and np.allclose(void, 5.6)  # 4 bonds of 1.4 A along the chain
+    # within 10 A: 7 chain atoms each way (14), plus the 4 neighbouring chains at exactly
+    # 10 A (b = c = 10 A), which sit on the cutoff, so allow both
+    assert set(wide.tolist()) <= {14.0, 18.0}
     img = graph_to_image(g, 4)
     assert np.allclose(img[CHANNELS.index("void_distance"), 0, 0], 0.56)

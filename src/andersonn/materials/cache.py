@@ -17,7 +17,7 @@ default, ``scheduler="synchronous"`` in-process, or a scheduler address).
 >>> d = tempfile.mkdtemp()
 >>> recs = build_image_cache({"NaCl": example_cif_path("NaCl")}, d, 8, scheduler="synchronous")
 >>> recs["NaCl"]["formula"], load_image(d, recs["NaCl"]).shape
-('NaCl', (8, 8, 8))
+('NaCl', (9, 8, 8))
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ __all__ = [
 ]
 
 #: Bump when the image definition changes, so old cache entries are not reused.
-IMAGE_VERSION = 2
+IMAGE_VERSION = 3
 
 
 def cache_key(refcode: str, image_size: int) -> str:
     """Record key of ``refcode`` at ``image_size``.
 
     >>> cache_key("ABAVIJ_clean", 32)
-    'ABAVIJ_clean@s32@v2'
+    'ABAVIJ_clean@s32@v3'
     """
     return f"{refcode}@s{image_size}@v{IMAGE_VERSION}"
 

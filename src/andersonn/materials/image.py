@@ -17,12 +17,14 @@ row atom:
 ``distance``          Cartesian distance between the two atoms / 20 A (clipped)
 ``atoms_within_6A``   coordination shells: atoms of the periodic structure within
                       6 A of the column atom / 100 (clipped)
+``atoms_within_10A``  atoms within 10 A / 500 (clipped): the local number density on
+                      the scale of a pore
 ``void_distance``     distance from the column atom to the nearest atom more than
                       3 bonds away from it / 10 A (clipped): how far the atom
                       looks across empty space, i.e. how open its pore wall is
 ====================  ==========================================================
 
-The last two channels are per-atom environment features (like the
+The last three channels are per-atom environment features (like the
 coordination number, but counting further shells); they give the image the
 local packing that a bond-only crop of ~S atoms cannot see.
 
@@ -49,7 +51,7 @@ atom by canonical rank; when every atom is used the rest is zero padding.
 >>> from andersonn.materials.graph import structure_to_graph
 >>> img = graph_to_image(structure_to_graph(read_structure(example_cif_path("NaCl"))), 16)
 >>> img.shape, img.dtype, round(float(img[0, 0, 0]), 4)   # root: Na (Z=11)
-((8, 16, 16), dtype('float32'), 0.11)
+((9, 16, 16), dtype('float32'), 0.11)
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ CHANNELS: tuple[str, ...] = (
     "bond_hops",
     "distance",
     "atoms_within_6A",
+    "atoms_within_10A",
     "void_distance",
 )
 
@@ -78,6 +81,7 @@ _MAX_COORDINATION = 12.0
 _MAX_DISTANCE = 20.0
 _SHELL_RADIUS = 6.0
 _SHELL_NORM = 100.0
+_WIDE_NORM = 500.0
 _VOID_RADIUS = 10.0
 _VOID_HOPS = 3
 
@@ -192,8 +196,8 @@ def _within_hops(graph: PeriodicGraph, node: tuple[int, tuple[int, int, int]], h
 
 def environment_features(
     graph: PeriodicGraph, nodes: list[tuple[int, tuple[int, int, int]]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Atoms within 6 A and distance to the nearest atom > 3 bonds away, per node.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Atoms within 6 A, within 10 A, and distance to the nearest atom > 3 bonds away.
 
     Searched over the periodic structure (pymatgen's cell-list neighbour search),
     so both see beyond the crop.  The void distance is capped at 10 A.
@@ -202,17 +206,18 @@ def environment_features(
     >>> from andersonn.materials.examples import example_cif_path
     >>> from andersonn.materials.graph import structure_to_graph
     >>> g = structure_to_graph(read_structure(example_cif_path("chain")))
-    >>> n, void = environment_features(g, [(0, (0, 0, 0))])
-    >>> int(n[0]), round(float(void[0]), 2)   # 4 chain atoms within 6 A; 4 bonds = 5.6 A
+    >>> n, wide, void = environment_features(g, [(0, (0, 0, 0))])
+    >>> int(n[0]), round(float(void[0]), 2)   # 4 chain atoms each way; 4 bonds = 5.6 A
     (8, 5.6)
     """
     from pymatgen.optimization.neighbors import find_points_in_spheres
 
     m = len(nodes)
     counts = np.zeros(m)
+    wide = np.zeros(m)
     void = np.full(m, _VOID_RADIUS)
     if m == 0:
-        return counts, void
+        return counts, wide, void
     all_cart = np.ascontiguousarray(graph.frac_coords @ graph.lattice, dtype=float)
     centers = np.ascontiguousarray([graph.cart(a, img) for a, img in nodes], dtype=float)
     ci, nj, off, dist = find_points_in_spheres(
@@ -228,13 +233,14 @@ def environment_features(
         d = dist[lo:hi]
         real = d > 1e-6
         counts[k] = int((real & (d <= _SHELL_RADIUS)).sum())
+        wide[k] = int(real.sum())
         near = _within_hops(graph, nodes[k], _VOID_HOPS)
         for t in np.nonzero(real)[0]:
             j, o = int(nj[lo + t]), off[lo + t]
             if (j, (int(o[0]), int(o[1]), int(o[2]))) not in near:
                 void[k] = float(d[t])
                 break
-    return counts, void
+    return counts, wide, void
 
 
 def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
@@ -259,8 +265,9 @@ def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
     feats = np.array([_element_features(graph.symbols[a]) for a in atoms])  # (m, 3)
     coord = np.minimum(graph.coordination[atoms] / _MAX_COORDINATION, 1.0)
     hops = _hops(graph, nodes)
-    shell, void = environment_features(graph, nodes)
+    shell, wide, void = environment_features(graph, nodes)
     shell = np.minimum(shell / _SHELL_NORM, 1.0)
+    wide = np.minimum(wide / _WIDE_NORM, 1.0)
     void = np.minimum(void / _VOID_RADIUS, 1.0)
     dist = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
     idx = np.arange(m)
@@ -272,7 +279,8 @@ def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
         out[4, r, :m] = np.minimum(h[cols] / image_size, 1.0)
         out[5, r, :m] = np.minimum(dist[r, cols] / _MAX_DISTANCE, 1.0)
         out[6, r, :m] = shell[cols]
-        out[7, r, :m] = void[cols]
+        out[7, r, :m] = wide[cols]
+        out[8, r, :m] = void[cols]
     return out
 
 
@@ -282,7 +290,7 @@ def structure_image(structure, image_size: int = 32) -> np.ndarray:
     >>> from andersonn.materials.cif import read_structure
     >>> from andersonn.materials.examples import example_cif_path
     >>> structure_image(read_structure(example_cif_path("chain")), 4).shape
-    (8, 4, 4)
+    (9, 4, 4)
     """
     from andersonn.materials.graph import structure_to_graph
 

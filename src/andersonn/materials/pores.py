@@ -138,7 +138,7 @@ def load_pores(
 
     >>> d = load_pores(max_structures=8, image_size=8, scheduler="synchronous")  # doctest: +SKIP
     >>> d["x_train"].shape[1:], d["class_names"][3]                             # doctest: +SKIP
-    ((8, 8, 8), 'nucleic-acid')
+    ((9, 8, 8), 'nucleic-acid')
     """
     from sklearn.model_selection import train_test_split
 
