@@ -28,7 +28,8 @@ def test_selection_balanced_seeded_and_labels_match_table():
     assert a == select_structures(40, seed=0) and a != select_structures(40, seed=1)
     assert np.bincount(list(a.values()), minlength=4).tolist() == [10, 10, 10, 10]
     assert all(pore_class(table[r]["PLD"]) == y for r, y in a.items())
-    full = select_structures(None)
+    assert select_structures(None) == select_structures(2000)
+    full = select_structures(0)
     assert len(full) == 12020 and np.bincount(list(full.values())).tolist() == [5699, 3760, 2060, 501]
 
 

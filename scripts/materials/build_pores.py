@@ -35,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    data = load_pores(args.cache_dir, args.image_size, args.max_structures or None, args.seed, args.scheduler)
+    data = load_pores(args.cache_dir, args.image_size, args.max_structures, args.seed, args.scheduler)
     wall = time.perf_counter() - t0
     meta = data["meta"]
     baseline = descriptor_baseline(data, seed=args.seed)

@@ -22,8 +22,9 @@ class              PLD (A)       admits
 In the 12,020 structures of the CoRE MOF 2019 all-solvent-removed set the
 classes hold 5699 / 3760 / 2060 / 501 structures (47 / 31 / 17 / 4 %).  So that
 accuracy is not dominated by the gas class, the default data set draws the
-*same number* of structures from every class (``max_structures // 4``, seeded);
-``max_structures=None`` takes every structure with its natural balance.  The
+*same number* of structures from every class (``max_structures // 4``, seeded;
+``None`` means :data:`DEFAULT_MAX_STRUCTURES` = 2000); ``max_structures=0``
+takes every structure with its natural balance.  The
 class balance after skipping unreadable CIFs is reported in ``meta``.
 
 >>> pore_class(3.3), pore_class(5.0), pore_class(12.0)
@@ -84,17 +85,20 @@ def default_cache_dir() -> Path:
 
 
 def select_structures(
-    max_structures: int | None = DEFAULT_MAX_STRUCTURES, seed: int = 0, dataset: str = DEFAULT_SET
+    max_structures: int | None = None, seed: int = 0, dataset: str = DEFAULT_SET
 ) -> dict[str, int]:
     """``refcode -> class`` of the structures in the data set (seeded, deterministic).
 
-    ``max_structures=None``: all structures.  Otherwise ``max_structures // 4``
-    drawn at random (``seed``) from each class, or the whole class if smaller.
+    ``max_structures=0``: all structures.  Otherwise (``None``: 2000)
+    ``max_structures // 4`` drawn at random (``seed``) from each class, or the
+    whole class if smaller.
     """
     table = coremof_table(dataset)
     labels = {ref: pore_class(row["PLD"]) for ref, row in sorted(table.items())
               if np.isfinite(row["PLD"])}
     if max_structures is None:
+        max_structures = DEFAULT_MAX_STRUCTURES
+    if max_structures <= 0:
         return labels
     per_class = max(1, max_structures // len(CLASS_NAMES))
     rng = np.random.default_rng(seed)
@@ -122,7 +126,7 @@ def _reason(error: str) -> str:
 def load_pores(
     cache_dir: Path | None = None,
     image_size: int = 32,
-    max_structures: int | None = DEFAULT_MAX_STRUCTURES,
+    max_structures: int | None = None,
     seed: int = 0,
     scheduler: str | None = None,
 ) -> dict:
@@ -130,7 +134,8 @@ def load_pores(
 
     Builds the image cache on first use (progress bar, resumable, parallel via
     :func:`andersonn.parallel.map_cached`), then loads from it.  The split is
-    stratified 80/20, seeded by ``seed``.
+    stratified 80/20, seeded by ``seed``.  ``max_structures``: ``None`` = 2000
+    (500 per class), ``0`` = all 12,020 with their natural balance.
 
     Returns ``{"x_train": float32 (N, C, S, S), "y_train": int64 (N,), "x_test",
     "y_test", "class_names", "meta"}``; ``meta`` holds the bins, class balance,
@@ -176,7 +181,7 @@ def load_pores(
         "channels": list(CHANNELS),
         "image_size": image_size,
         "seed": seed,
-        "max_structures": max_structures,
+        "max_structures": DEFAULT_MAX_STRUCTURES if max_structures is None else max_structures,
         "n_selected": len(labels),
         "n_used": len(good),
         "n_skipped": len(skipped),
