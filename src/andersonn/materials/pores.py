@@ -80,8 +80,9 @@ def pore_class(pld: float) -> int:
 
 
 def default_cache_dir() -> Path:
-    """``$ANDERSONN_CACHE/alms-pores`` (default ``./cache/alms-pores``)."""
-    return Path(os.environ.get("ANDERSONN_CACHE", "cache")) / "alms-pores"
+    """``$ANDERSONN_CACHE/alms-pores``, else ``~/.cache/andersonn/alms-pores`` (as the chem side)."""
+    env = os.environ.get("ANDERSONN_CACHE")
+    return (Path(env) if env else Path.home() / ".cache" / "andersonn") / "alms-pores"
 
 
 def select_structures(
