@@ -1,0 +1,39 @@
+"""Metal-organic frameworks for the ALMS: CIF -> periodic atom-bond graph -> image.
+
+Public API (each documented in its module):
+
+* :func:`read_structure`, :class:`CifError`                       -- ``cif``
+* :func:`structure_to_graph`, :class:`PeriodicGraph`              -- ``graph``
+* :func:`graph_to_image`, :data:`CHANNELS`                         -- ``image``
+* :func:`build_image_cache`                                       -- ``cache``
+* :func:`load_pores`, :data:`CLASS_NAMES`, :data:`PORE_BINS`      -- ``pores`` (task ``alms-pores``)
+* :func:`descriptor_baseline`                                     -- ``baseline``
+* :func:`screen_cifs`                                             -- ``screen``
+
+>>> from andersonn.materials import CLASS_NAMES
+>>> CLASS_NAMES
+['gas', 'small-molecule', 'large-molecule', 'nucleic-acid']
+"""
+
+from andersonn.materials.baseline import descriptor_baseline
+from andersonn.materials.cache import build_image_cache
+from andersonn.materials.cif import CifError, read_structure
+from andersonn.materials.graph import PeriodicGraph, structure_to_graph
+from andersonn.materials.image import CHANNELS, graph_to_image
+from andersonn.materials.pores import CLASS_NAMES, PORE_BINS, load_pores
+from andersonn.materials.screen import screen_cifs
+
+__all__ = [
+    "CHANNELS",
+    "CLASS_NAMES",
+    "PORE_BINS",
+    "CifError",
+    "PeriodicGraph",
+    "build_image_cache",
+    "descriptor_baseline",
+    "graph_to_image",
+    "load_pores",
+    "read_structure",
+    "screen_cifs",
+    "structure_to_graph",
+]
