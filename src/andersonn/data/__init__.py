@@ -14,5 +14,6 @@ Example:
 from .registry import DatasetError, ImageDataset, available_datasets, dataset_info, load_dataset, register_dataset
 from . import digits as _digits  # noqa: F401  (registers "digits")
 from . import cifar10 as _cifar10  # noqa: F401  (registers "cifar10")
+from . import alms as _alms  # noqa: F401  (registers the ALMS tasks)
 
 __all__ = ["ImageDataset", "DatasetError", "register_dataset", "load_dataset", "available_datasets", "dataset_info"]
