@@ -196,6 +196,36 @@ def demo(
 
 
 @app.command()
+def screen(
+    paths: Annotated[list[Path], typer.Argument(help="CIF files (pores) or molecule files: CSV name,smiles or .smi (molecules).")],
+    model: Annotated[Path, typer.Option(help="Trained run folder (e.g. reports/pores/accelerated).")],
+    task: Annotated[str, typer.Option(help="'auto' (from the model's dataset), 'pores' or 'molecules'.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option(help="Write the rows to this .csv or .json.")] = None,
+    with_labels: Annotated[bool, typer.Option(help="Molecules: also compute the GFN2-xTB dipole.")] = False,
+) -> None:
+    """Classify MOF structures by pore size or molecules by polarity with a trained ALMS model."""
+    from .screening import screen as run_screen, write_rows
+
+    try:
+        rows = _guard(run_screen, paths, model, task=task, with_labels=with_labels)
+    except ValueError as exc:
+        _fail(str(exc))
+    for r in rows:
+        name = r.get("name") or r.get("path")
+        if "error" in r and r["error"]:
+            typer.secho(f"{name}: skipped ({r['error']})", fg=typer.colors.YELLOW)
+            continue
+        probs = r.get("probabilities") or {}
+        p = probs.get(r["predicted_class"], float("nan"))
+        extra = f"  admits: {r['admits']}" if r.get("admits") else ""
+        dip = f"  xTB dipole {r['dipole_debye']:.2f} D" if isinstance(r.get("dipole_debye"), float) else ""
+        typer.echo(f"{name}: {r['predicted_class']} (p={p:.2f}){extra}{dip}")
+    if out:
+        write_rows(rows, out)
+        typer.echo(f"saved {out}")
+
+
+@app.command()
 def datasets() -> None:
     """List the registered datasets."""
     from .data import available_datasets

@@ -1,0 +1,51 @@
+"""`andersonn screen` for MOF structures with a (tiny) trained pore-size model."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from andersonn.data import ImageDataset
+from andersonn.materials.cif import read_structure
+from andersonn.materials.examples import example_cif_path
+from andersonn.materials.image import structure_image
+from andersonn.materials.pores import CLASS_NAMES
+from andersonn.screening import screen, write_rows
+from andersonn.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def pores_model(tmp_path_factory):
+    """A tiny pore classifier trained on images of the shipped example structures."""
+    imgs = [torch.from_numpy(structure_image(read_structure(example_cif_path(n)), 8)) for n in ("NaCl", "chain")]
+    x = torch.stack(imgs * 4).float()
+    y = torch.tensor([0, 3] * 4)
+    ds = ImageDataset("alms-pores", x, y, x, y, list(CLASS_NAMES))
+    out = tmp_path_factory.mktemp("pores") / "run"
+    cfg = TrainConfig(dataset="alms-pores", out_dir=str(out), epochs=2, batch_size=8, channels=16,
+                      inner_channels=16, max_iter=8, backward_max_iter=8, tol=1e-2, backward_tol=1e-2)
+    train(cfg, progress=False, dataset=ds)
+    return out
+
+
+def test_screen_cifs_reports_bad_file_and_carries_on(pores_model, tmp_path):
+    rows = screen([example_cif_path("NaCl"), example_cif_path("corrupt"), example_cif_path("chain")], pores_model)
+    assert [("error" in r) for r in rows] == [False, True, False]
+    assert rows[0]["predicted_class"] in CLASS_NAMES
+    assert abs(sum(rows[0]["probabilities"].values()) - 1.0) < 1e-5
+    write_rows(rows, tmp_path / "out.csv")
+    text = (tmp_path / "out.csv").read_text()
+    assert "p_gas" in text.splitlines()[0] and "corrupt" in text
+
+
+def test_screen_cli(pores_model, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(example_cif_path("NaCl")),
+                        str(example_cif_path("disordered")), "--model", str(pores_model), "--out", str(tmp_path / "s.json")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "NaCl.cif:" in p.stdout and "disordered.cif: skipped" in p.stdout
+    assert (tmp_path / "s.json").is_file()
+    bad = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(example_cif_path("NaCl")),
+                          "--model", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a trained model folder" in bad.stderr
