@@ -69,24 +69,23 @@ def _plot_residuals(rows: list[dict], path: Path) -> None:
     fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
 
 
+def _m_panel(ax, rows: list[dict], metric: str, metric_label: str, seconds: str, title: str) -> None:
+    """One m trade-off panel: ``metric`` of Anderson(m) against m (forward as a dashed line) and time on a twin axis."""
+    aa = [r for r in rows if r["m"] is not None]
+    fw = next(r for r in rows if r["m"] is None)
+    ms = [r["m"] for r in aa]
+    ax.plot(ms, [r[metric] for r in aa], "o-", label=f"Anderson {metric_label}")
+    ax.axhline(fw[metric], color="k", ls="--", label=f"forward {metric_label}")
+    twin = ax.twinx()
+    twin.plot(ms, [r[seconds] for r in aa], "s-", color="tab:orange", label="time [s]")
+    ax.set_xlabel("m"); ax.set_ylabel(metric_label); twin.set_ylabel("seconds"); ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8); twin.legend(loc="upper right", fontsize=8)
+
+
 def _plot_m(random_rows: list[dict], trained_rows: list[dict], path: Path) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    ar = [r for r in random_rows if r["m"] is not None]
-    fw = next(r for r in random_rows if r["m"] is None)
-    a1.plot([r["m"] for r in ar], [r["nfe_to_tol"] for r in ar], "o-", label="Anderson NFE to tol")
-    a1.axhline(fw["nfe_to_tol"], color="k", ls="--", label="forward NFE to tol")
-    a1b = a1.twinx()
-    a1b.plot([r["m"] for r in ar], [r["time_to_tol_s"] for r in ar], "s-", color="tab:orange", label="time to tol [s]")
-    a1.set_xlabel("m"); a1.set_ylabel("NFE"); a1b.set_ylabel("seconds"); a1.set_title("Random input")
-    a1.legend(loc="upper left"); a1b.legend(loc="upper right")
-    tr = [r for r in trained_rows if r["m"] is not None]
-    tf = next(r for r in trained_rows if r["m"] is None)
-    a2.plot([r["m"] for r in tr], [r["test_accuracy"] for r in tr], "o-", label="Anderson test accuracy")
-    a2.axhline(tf["test_accuracy"], color="k", ls="--", label="forward test accuracy")
-    a2b = a2.twinx()
-    a2b.plot([r["m"] for r in tr], [r["inference_time_s"] for r in tr], "s-", color="tab:orange", label="inference time [s]")
-    a2.set_xlabel("m"); a2.set_ylabel("accuracy"); a2b.set_ylabel("seconds"); a2.set_title("Trained model, test set")
-    a2.legend(loc="lower left"); a2b.legend(loc="lower right")
+    _m_panel(a1, random_rows, "nfe_to_tol", "NFE to tol", "time_to_tol_s", "Random input")
+    _m_panel(a2, trained_rows, "test_accuracy", "test accuracy", "inference_time_s", "Trained model, test set")
     fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
 
 
