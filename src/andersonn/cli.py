@@ -196,6 +196,29 @@ def demo(
 
 
 @app.command()
+def label(
+    input_file: Annotated[Path, typer.Argument(help="Molecules: CSV with name,smiles, a SMILES file, or an SDF.")],
+    method: Annotated[str, typer.Option(help="'gfn2' (GFN2-xTB via tblite, ~0.1-1 s a molecule) or a DFT method (PySCF, minutes).")] = "gfn2",
+    cache: Annotated[Path, typer.Option(help="Persistent label cache (SQLite, keyed by InChIKey and method); survives kills.")] = Path("cache/chem_labels.sqlite"),
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (tcp://host:port); default: a local cluster.")] = None,
+    n_workers: Annotated[Optional[int], typer.Option(help="Local cluster workers (processes, 1 thread each).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the labels to this CSV.")] = None,
+    conformers: Annotated[Optional[int], typer.Option(help="Conformers per molecule (default: the library's).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Label only the first N molecules.")] = None,
+) -> None:
+    """Compute dipole-moment labels with a physics code, in parallel on Dask, cached and resumable."""
+    from .chem.labels import label_file
+
+    kwargs = {"n_conformers": conformers} if conformers else {}
+    rows = _guard(label_file, input_file, method=method, cache_path=cache, scheduler=scheduler,
+                  n_workers=n_workers, output_path=out, limit=limit, **kwargs)
+    ok = [r for r in rows if not r.get("error")]
+    typer.echo(f"{len(ok)}/{len(rows)} molecules labelled ({len(rows) - len(ok)} failed, reasons in the output)")
+    if out:
+        typer.echo(f"saved {out}")
+
+
+@app.command()
 def screen(
     paths: Annotated[list[Path], typer.Argument(help="CIF files (pores) or molecule files: CSV name,smiles or .smi (molecules).")],
     model: Annotated[Path, typer.Option(help="Trained run folder (e.g. reports/pores/accelerated).")],

@@ -42,3 +42,20 @@ def load_alms_pores(data_dir: Path | None = None, image_size: int = 32, max_stru
         raise DatasetError(f"alms-pores needs pymatgen and core-mof ({exc}); reinstall the package") from None
     return _to_dataset("alms-pores", load_pores(cache_dir=data_dir, image_size=image_size,
                                                 max_structures=max_structures, seed=seed, scheduler=scheduler))
+
+
+@register_dataset("alms-polarity", "molecules (QM9 DFT + drug-like xTB dipoles) as node-neighbour images, weakly vs strongly polar; COVID-19 drugs held out in test")
+def load_alms_polarity(data_dir: Path | None = None, image_size: int = 32, max_molecules: int | None = 3000,
+                       seed: int = 0, n_qm9: int = 10_000, threshold: float | None = None) -> ImageDataset:
+    """Molecules by dipole moment (see :func:`andersonn.chem.dataset.load_polarity`); ``data_dir`` is the image cache.
+
+    Defaults sized for CPU training: 32x32 images (molecules of up to 32 heavy atoms; larger ones are
+    listed in ``meta["skipped"]``) and 3,000 molecules; ``max_molecules=None`` takes the whole pool.
+    """
+    try:
+        from ..chem.dataset import POLARITY_THRESHOLD_DEBYE, load_polarity
+    except ImportError as exc:
+        raise DatasetError(f"alms-polarity needs RDKit and qm9pack ({exc}); reinstall the package") from None
+    data = load_polarity(cache_dir=data_dir, image_size=image_size, max_molecules=max_molecules, seed=seed,
+                         n_qm9=n_qm9, threshold=POLARITY_THRESHOLD_DEBYE if threshold is None else threshold)
+    return _to_dataset("alms-polarity", data)
