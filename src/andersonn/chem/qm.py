@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AU_TO_DEBYE", "ANGSTROM_TO_BOHR", "xtb_dipole", "dft_dipole", "tblite_version", "pyscf_version"]
+__all__ = ["AU_TO_DEBYE", "ANGSTROM_TO_BOHR", "xtb_dipole", "xtb_optimize", "dft_dipole", "tblite_version", "pyscf_version"]
 
 AU_TO_DEBYE = 2.541746473  # e*bohr -> Debye
 ANGSTROM_TO_BOHR = 1.0 / 0.529177210903
@@ -77,3 +77,40 @@ def dft_dipole(
             raise RuntimeError("SCF did not converge")
     mu = mf.dip_moment(unit="Debye", verbose=0)
     return float(energy), np.asarray(mu, dtype=float)
+
+
+def xtb_optimize(
+    numbers: np.ndarray,
+    positions_ang: np.ndarray,
+    charge: int = 0,
+    uhf: int = 0,
+    gtol: float = 1e-3,
+    max_steps: int = 300,
+    method: str = "GFN2-xTB",
+) -> tuple[np.ndarray, float, np.ndarray, int]:
+    """Relax a geometry with GFN2-xTB (L-BFGS on tblite energies and gradients).
+
+    Returns ``(positions / Angstrom, energy / Eh, dipole / D, steps)``.
+    ``gtol`` is the largest gradient component (Eh/bohr) accepted as converged.
+    """
+    from scipy.optimize import minimize
+    from tblite.interface import Calculator
+
+    x0 = np.asarray(positions_ang, dtype=float) * ANGSTROM_TO_BOHR
+    calc = Calculator(method, np.asarray(numbers), x0, charge=charge, uhf=uhf)
+    calc.set("verbosity", 0)
+    calc.set("max-iter", 250)
+    state: dict[str, object] = {}
+
+    def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        calc.update(flat.reshape(-1, 3))
+        res = calc.singlepoint(state.get("res"))  # restart from the previous wavefunction
+        state["res"] = res
+        return float(res.get("energy")), np.asarray(res.get("gradient"), dtype=float).ravel()
+
+    opt = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_steps, "gtol": gtol, "maxcor": 30})
+    calc.update(opt.x.reshape(-1, 3))
+    res = calc.singlepoint()
+    pos = opt.x.reshape(-1, 3) / ANGSTROM_TO_BOHR
+    return pos, float(res.get("energy")), np.asarray(res.get("dipole"), dtype=float) * AU_TO_DEBYE, int(opt.nit)
