@@ -23,7 +23,9 @@ def embed_conformers(
     """Embed up to ``n_conformers`` ETKDGv3 conformers (RMSD-pruned at 0.3 A) and relax them.
 
     Returns ``(mol with explicit H and conformers, force-field energies in kcal/mol
-    in conformer order, force field name)``.  Raises :class:`MoleculeError` when
+    in conformer order, force field name)``.  When neither MMFF94 nor UFF has
+    parameters (e.g. aromatic selenium) the geometries are left unrelaxed, the
+    energies are NaN and the force field is ``"none"``.  Raises :class:`MoleculeError` when
     embedding fails.
     """
     smi = Chem.MolToSmiles(mol)
@@ -44,8 +46,8 @@ def embed_conformers(
     elif AllChem.UFFHasAllMoleculeParams(molh):
         res = AllChem.UFFOptimizeMoleculeConfs(molh, numThreads=1, maxIters=max_iters)
         ff = "UFF"
-    else:
-        raise MoleculeError(smi, "no MMFF94 or UFF parameters for this molecule")
+    else:  # e.g. aromatic Se: leave the ETKDG geometry; callers relax it with GFN2-xTB
+        return molh, [float("nan")] * len(ids), "none"
     energies = [float(e) for _, e in res]
     return molh, energies, ff
 
