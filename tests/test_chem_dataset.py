@@ -53,4 +53,5 @@ def test_second_load_is_cached_and_identical(small: tuple[dict, Path]) -> None:
     d2 = load_polarity(cache, image_size=48, max_molecules=300, n_qm9=200, seed=0)
     assert time.perf_counter() - t0 < 2.0
     assert np.array_equal(d["x_train"], d2["x_train"]) and np.array_equal(d["y_test"], d2["y_test"])
+    assert np.array_equal(d["x_test"], d2["x_test"])  # crop-packed cache round-trips exactly
     assert d2["meta"]["covid_names"] == d["meta"]["covid_names"]

@@ -45,7 +45,7 @@ __all__ = ["POLARITY_THRESHOLD_DEBYE", "CLASS_NAMES", "load_polarity", "polarity
 # the xTB-vs-DFT mean absolute error, so most labels are on the right side.
 POLARITY_THRESHOLD_DEBYE = 3.0
 CLASS_NAMES = ["weakly polar", "strongly polar"]
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 def polarity_class(dipole_debye: float, threshold: float = POLARITY_THRESHOLD_DEBYE) -> int:
@@ -128,19 +128,45 @@ def load_polarity(
     if cache_file.exists():
         z = np.load(cache_file, allow_pickle=False)
         return {
-            "x_train": z["x_train"], "y_train": z["y_train"], "x_test": z["x_test"], "y_test": z["y_test"],
+            "x_train": _unpack(z["train_crops"], z["train_sizes"], image_size), "y_train": z["y_train"],
+            "x_test": _unpack(z["test_crops"], z["test_sizes"], image_size), "y_test": z["y_test"],
             "class_names": list(CLASS_NAMES), "meta": json.loads(str(z["meta"])),
         }
     data = _build(image_size, max_molecules, seed, n_qm9, threshold, test_fraction, labels_csv)
     data["meta"]["params"] = params
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_suffix(".tmp.npz")
-    np.savez_compressed(
-        tmp, x_train=data["x_train"], y_train=data["y_train"], x_test=data["x_test"],
-        y_test=data["y_test"], meta=json.dumps(data["meta"]),
+    tr_crops, tr_sizes = _pack(data["x_train"])
+    te_crops, te_sizes = _pack(data["x_test"])
+    np.savez(
+        tmp, train_crops=tr_crops, train_sizes=tr_sizes, y_train=data["y_train"], test_crops=te_crops,
+        test_sizes=te_sizes, y_test=data["y_test"], meta=json.dumps(data["meta"]),
     )
     tmp.replace(cache_file)
     return data
+
+
+def _atom_counts(x: np.ndarray) -> np.ndarray:
+    """Occupied rows per image (every atom has its element one-hot on the diagonal)."""
+    diag = np.diagonal(x[:, 1:10], axis1=2, axis2=3).sum(axis=1)  # element one-hots, (n, N)
+    return (diag > 0).sum(axis=1).astype(np.int32)
+
+
+def _pack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images -> their occupied top-left n x n crops, concatenated (images are mostly padding)."""
+    sizes = _atom_counts(x) if len(x) else np.zeros(0, np.int32)
+    parts = [x[i, :, :n, :n].ravel() for i, n in enumerate(sizes)]
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), sizes
+
+
+def _unpack(crops: np.ndarray, sizes: np.ndarray, size: int) -> np.ndarray:
+    x = np.zeros((len(sizes), N_CHANNELS, size, size), dtype=np.float32)
+    pos = 0
+    for i, n in enumerate(sizes):
+        k = N_CHANNELS * n * n
+        x[i, :, :n, :n] = crops[pos : pos + k].reshape(N_CHANNELS, n, n)
+        pos += k
+    return x
 
 
 def _build(
