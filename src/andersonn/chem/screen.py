@@ -1,0 +1,131 @@
+"""Screen a file of molecules with a trained polarity classifier (``andersonn screen``).
+
+>>> import tempfile, os, torch
+>>> p = os.path.join(tempfile.mkdtemp(), "m.csv")
+>>> _ = open(p, "w").write("name,smiles\\nwater,O\\nbroken,C1CC\\n")
+>>> uniform = lambda x: torch.full((x.shape[0], 2), 0.5)
+>>> rows = screen_file(p, uniform)
+>>> rows[0]["predicted_class"], rows[1]["line"], "error" in rows[1]
+('weakly polar', 3, True)
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, polarity_class
+from andersonn.chem.errors import MoleculeError
+from andersonn.chem.image import DEFAULT_IMAGE_SIZE, mol_to_image
+from andersonn.chem.labels import read_molecule_file
+from andersonn.chem.mol import parse_smiles
+
+__all__ = ["screen_file", "format_screen_table"]
+
+_FIELDS = ["line", "name", "smiles", "predicted_class", "probability", "p_strongly_polar",
+           "xtb_dipole_debye", "xtb_class", "error"]
+
+
+def screen_file(
+    path: str | Path,
+    predict_fn: Callable[[Any], Any],
+    *,
+    with_labels: bool = False,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    output_path: str | Path | None = None,
+    class_names: list[str] | None = None,
+    threshold: float = POLARITY_THRESHOLD_DEBYE,
+    batch_size: int = 256,
+    cache_path: str | Path = "cache/chem_labels.sqlite",
+    scheduler: str | None = "synchronous",
+    n_workers: int | None = None,
+    log: TextIO | None = sys.stderr,
+) -> list[dict[str, Any]]:
+    """Predict the polarity class of each molecule of a CSV (``name,smiles``) or SMILES file.
+
+    Parameters
+    ----------
+    path: CSV with a ``smiles`` column (and ``name``), or a SMILES file (``SMILES [name]`` lines).
+    predict_fn: ``images (B, C, N, N) float32 torch.Tensor -> (B, n_classes)`` probabilities.
+    with_labels: also compute the GFN2-xTB dipole (cached in ``cache_path``; ``scheduler``
+        and ``n_workers`` as in :func:`andersonn.parallel.map_cached`) and its class.
+    image_size: must match the model's training images.
+    output_path: CSV to write (one row per input molecule, errors included).
+    log: where unparsable/oversize molecules are reported with their line number (``None``: silent).
+
+    Returns one dict per input molecule, in file order: ``line``, ``name``, ``smiles`` and either
+    ``predicted_class``, ``probability`` (of that class), ``p_strongly_polar`` or ``error``.
+    """
+    import torch
+
+    names = class_names or list(CLASS_NAMES)
+    rows: list[dict[str, Any]] = []
+    images: list[np.ndarray] = []
+    ok_rows: list[dict[str, Any]] = []
+    for m in read_molecule_file(path):
+        row: dict[str, Any] = {"line": m["line"], "name": m["name"], "smiles": m["smiles"]}
+        try:
+            img = mol_to_image(parse_smiles(m["smiles"], m["name"]), image_size, m["name"])
+        except MoleculeError as exc:
+            row["error"] = exc.reason
+            if log is not None:
+                print(f"{path}:{m['line']}: skipped {m['name']!r}: {exc.reason}", file=log)
+        else:
+            images.append(img)
+            ok_rows.append(row)
+        rows.append(row)
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.stack(images[start : start + batch_size]))
+        with torch.no_grad():
+            probs = predict_fn(batch)
+        probs = probs.detach().cpu().numpy() if hasattr(probs, "detach") else np.asarray(probs)
+        for row, p in zip(ok_rows[start : start + batch_size], probs):
+            k = int(np.argmax(p))
+            row["predicted_class"] = names[k]
+            row["probability"] = float(p[k])
+            if len(p) > 1:
+                row["p_strongly_polar"] = float(p[1])
+    if with_labels and ok_rows:
+        from andersonn.chem.labels import label_molecules
+
+        labelled = label_molecules(
+            [{"name": r["name"], "smiles": r["smiles"]} for r in ok_rows], "gfn2", cache_path,
+            scheduler=scheduler, n_workers=n_workers, desc="xTB labels",
+        )
+        for row, lab in zip(ok_rows, labelled):
+            if lab.get("error"):
+                row["label_error"] = lab["error"]
+            else:
+                row["xtb_dipole_debye"] = lab["dipole_debye"]
+                row["xtb_class"] = names[polarity_class(lab["dipole_debye"], threshold)]
+    if output_path is not None:
+        out = Path(output_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return rows
+
+
+def format_screen_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table of :func:`screen_file` rows for printing.
+
+    >>> print(format_screen_table([{"line": 2, "name": "water", "predicted_class": "weakly polar", "probability": 0.9}]))
+    line  name                      prediction       prob   xTB dipole (D)
+    2     water                     weakly polar     0.900
+    """
+    lines = [f"{'line':<5} {'name':<25} {'prediction':<16} {'prob':<6} xTB dipole (D)"]
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"{r['line']:<5} {str(r['name'])[:25]:<25} ERROR: {r['error']}")
+            continue
+        dip = f"{r['xtb_dipole_debye']:.2f} ({r['xtb_class']})" if "xtb_dipole_debye" in r else ""
+        lines.append(f"{r['line']:<5} {str(r['name'])[:25]:<25} {r['predicted_class']:<16} {r['probability']:<6.3f} {dip}".rstrip())
+    return "\n".join(lines)
