@@ -49,3 +49,33 @@ def test_screen_cli(pores_model, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(example_cif_path("NaCl")),
                           "--model", str(tmp_path / "nope")], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a trained model folder" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def polarity_model(tmp_path_factory):
+    """A tiny polarity classifier trained on images of a few real molecules."""
+    from andersonn.chem.image import smiles_to_image
+
+    smiles = ["CCO", "c1ccccc1", "CC(=O)N", "CCCC", "O=C1NC=CC(=O)N1", "CC(C)C"]
+    x = torch.stack([torch.from_numpy(smiles_to_image(s, 12)) for s in smiles]).float()
+    y = torch.tensor([1, 0, 1, 0, 1, 0])
+    ds = ImageDataset("alms-polarity", x, y, x, y, ["weakly polar", "strongly polar"])
+    out = tmp_path_factory.mktemp("polarity") / "run"
+    cfg = TrainConfig(dataset="alms-polarity", out_dir=str(out), epochs=2, batch_size=6, channels=16,
+                      inner_channels=16, max_iter=8, backward_max_iter=8, tol=1e-2, backward_tol=1e-2)
+    train(cfg, progress=False, dataset=ds)
+    return out
+
+
+def test_screen_molecules_file_with_a_bad_line(polarity_model, tmp_path):
+    f = tmp_path / "mols.csv"
+    f.write_text("name,smiles\nethanol,CCO\nbroken,C1CC(\nfavipiravir,NC(=O)c1nc(F)c[nH]c1=O\n")
+    p = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(f), "--model", str(polarity_model),
+                        "--out", str(tmp_path / "out.csv")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "ethanol:" in p.stdout and "favipiravir:" in p.stdout
+    assert ":3:" in p.stderr and "broken" in p.stderr  # the bad line is reported with its line number
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert rows[0].startswith("") and len(rows) >= 3
+    with pytest.raises(ValueError, match="trained for molecules"):
+        screen([f], polarity_model, task="pores")
