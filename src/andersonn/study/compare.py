@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..data import load_dataset
-from ..train import TrainConfig, train
+import torch
+
+from ..data import ImageDataset, load_dataset
+from ..train import TrainConfig, evaluate, load_trained, train
 from ..train.checkpoint import atomic_write_text
 
 SOLVERS = {"standard": "forward", "accelerated": "anderson"}
@@ -64,7 +66,30 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         summaries[label], history[label] = result.summary, result.metrics
     table = results_table(summaries["standard"], summaries["accelerated"], base.dataset)
     table["dataset_summary"] = ds.summary()
+    subsets = subset_accuracies(out, ds, base)
+    if subsets:
+        table["subsets"] = subsets
     table["config"] = {k: v for k, v in base.to_dict().items() if k not in ("solver", "out_dir")}
     atomic_write_text(json.dumps(table, indent=2), out / "results.json")
     table["history"] = history
     return table
+
+
+def subset_accuracies(out: Path, ds: ImageDataset, base: TrainConfig) -> dict[str, Any]:
+    """Test accuracy of both trained models on the named test subsets a dataset declares
+    (``meta["<name>_test_indices"]``, e.g. the held-out COVID-19 drugs of ``alms-polarity``)."""
+    result: dict[str, Any] = {}
+    for key, idx in ds.meta.items():
+        if not key.endswith("_test_indices") or not idx:
+            continue
+        name = key[: -len("_test_indices")]
+        rows = torch.as_tensor(idx, dtype=torch.long)
+        rows = rows[rows < (base.max_test or ds.y_test.numel())]
+        x, y = ds.x_test[rows], ds.y_test[rows]
+        entry: dict[str, Any] = {"count": int(rows.numel()),
+                                 "class_counts": torch.bincount(y, minlength=ds.num_classes).tolist()}
+        for label in SOLVERS:
+            model, _ = load_trained(out / label)
+            entry[label] = evaluate(model, x, y, base.batch_size, torch.device("cpu"))["accuracy"]
+        result[name] = entry
+    return result
