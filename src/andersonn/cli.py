@@ -185,7 +185,7 @@ def m_tradeoff_cmd(
 def demo(
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/demo"),
     dataset: Annotated[str, typer.Option(help="'auto' picks the ALMS polarity set when it loads, else digits.")] = "auto",
-    epochs: Epochs = 6, max_train: MaxTrain = None, max_test: MaxTest = None, resume: Resume = True,
+    epochs: Epochs = 4, max_train: MaxTrain = None, max_test: MaxTest = None, resume: Resume = True,
 ) -> None:
     """The whole study on the embedded default data: compare, residuals, m trade-off, report."""
     from .study.demo import run_demo

@@ -16,7 +16,7 @@ from .residuals import residual_study
 
 DEFAULT_ALMS = "alms-polarity"
 # Sized so that `make demo` (both solvers, the analyses, the report) stays well under 10 minutes on 2 cores.
-DEMO_OPTIONS: dict[str, dict] = {"alms-polarity": {"max_molecules": 1200}}
+DEMO_OPTIONS: dict[str, dict] = {"alms-polarity": {"max_molecules": 1000}}
 
 
 def pick_dataset(name: str) -> str:
@@ -32,7 +32,7 @@ def pick_dataset(name: str) -> str:
     return "digits"
 
 
-def run_demo(out: Path, dataset: str = "auto", epochs: int = 6, max_train: int | None = None,
+def run_demo(out: Path, dataset: str = "auto", epochs: int = 4, max_train: int | None = None,
              max_test: int | None = None, resume: bool = True, progress: bool = True) -> Path:
     """Train standard and accelerated DEQs, run the residual and m analyses, write the report."""
     name = pick_dataset(dataset)
