@@ -35,6 +35,12 @@ class RssPeak:
         self.proc = psutil.Process()
 
     def __enter__(self):
+        try:  # hand freed heap memory back to the OS so the baseline is not inflated by earlier runs
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
         self.base = self.peak = self.proc.memory_info().rss
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -70,14 +76,14 @@ class Problem:
 
 
 def poster_problem(trained: bool, batch: int = 100) -> Problem:
-    # "Trained-like": the poster's layer with init std 0.05 instead of 0.01.  Training on
-    # digits grows the conv weights; a larger std makes the map less contractive, so forward
-    # iteration needs several times more steps, as it does on a trained model.
-    std = 0.05 if trained else 0.01
+    # "Trained-like": the poster's layer with conv init std 0.02 instead of 0.01.  Training
+    # grows the conv weights and makes the map less contractive; at std 0.02 forward iteration
+    # needs ~2x the steps of std 0.01 (and at 0.03 neither solver converges in 300 steps).
+    std = 0.02 if trained else 0.01
     f, x = poster_layer_problem(batch=batch, init_std=std)
     note = (f"poster's ImplicitConvBlock, batch {batch}, 48/64 channels, 32x32, conv init std {std}"
             + (" (trained-like: less contractive)" if trained else " (random init, as the tutorial)"))
-    return Problem("poster_trained" if trained else "poster_random", f, (x,), torch.zeros_like(x), 1e-4, 200, note)
+    return Problem("poster_trained" if trained else "poster_random", f, (x,), torch.zeros_like(x), 1e-4, 100, note)
 
 
 def _sym(n: int, lo: float, hi: float, seed: int) -> torch.Tensor:
