@@ -42,7 +42,7 @@ def main() -> None:
     for p in args.only or PROBLEMS:
         run(["suite.py", p, "--reps", str(args.reps)], env)
     if not args.skip_changes:
-        run(["speed_changes.py", "--reps", str(args.reps)], env)
+        run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
     if not args.skip_train:
         run(["train_speed.py"], env)
     run(["report.py"], env)

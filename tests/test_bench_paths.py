@@ -32,3 +32,30 @@ def test_cpu_block_compaction_gives_the_same_solve(monkeypatch):
     assert fast.success and plain.success
     assert torch.equal(fast.nfe, plain.nfe)
     assert torch.allclose(fast.z, plain.z, rtol=0, atol=1e-12)
+
+
+def test_method_with_one_argument_keep_still_works(monkeypatch):
+    monkeypatch.setattr(base, "_BLOCK_COPY_BYTES", 0)
+    from andersonn.solvers import FixedPointMethod, register_solver
+
+    @register_solver("halfstep_oldkeep")
+    class HalfStep(FixedPointMethod):
+        def start(self, z, max_iter):
+            self.buf = torch.zeros_like(z)
+
+        def residual(self, z, fz, k):  # a view of the method's own buffer
+            torch.sub(fz, z, out=self.buf)
+            return self.buf
+
+        def step(self, z, fz, g, k, reject):
+            return z + 0.5 * g, torch.zeros_like(reject)
+
+        def keep(self, rows):  # the one-argument signature of earlier releases
+            self.buf = self.buf.index_select(0, rows)
+
+    a = torch.linspace(0.1, 0.9, 8, dtype=torch.float64)[:, None].expand(8, 4)
+    r = solve(lambda z, c: c * z + 1.0, torch.zeros(8, 4, dtype=torch.float64), method="halfstep_oldkeep",
+              args=(a,), tol=1e-10, max_iter=500)
+    assert r.success
+    assert torch.allclose(r.z, 1.0 / (1.0 - a), atol=1e-8)
+    assert int(r.nfe.min()) < int(r.nfe.max())

@@ -234,6 +234,7 @@ def run_fixed_point(
     compact = len(args) > 0
     active_args = tuple(args)
     keep_takes_runs = len(inspect.signature(method.keep).parameters) >= 2
+    has_current = type(method).current is not FixedPointMethod.current
     check_every = stop.check_every or (1 if device.type == "cpu" else 4)
     rel = stop.stop_mode == "rel"
 
@@ -314,15 +315,14 @@ def run_fixed_point(
         failures = failures.index_select(0, keep)
         exhausted, diverged = exhausted.index_select(0, keep), diverged.index_select(0, keep)
         rows = rows.index_select(0, keep)
+        if not has_current:  # copy before keep(): g may be a view of a buffer that keep() compacts in place
+            fz, g = take_rows(fz, keep, runs), take_rows(g, keep, runs)
         if keep_takes_runs:
             method.keep(keep, runs)
         else:  # a method written against the one-argument keep(rows)
             method.keep(keep)
-        cur = method.current()
-        if cur is None:
-            fz, g = take_rows(fz, keep, runs), take_rows(g, keep, runs)
-        else:
-            fz, g = cur
+        if has_current:
+            fz, g = method.current()
         all_active = False
         return keep
 
