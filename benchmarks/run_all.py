@@ -1,0 +1,52 @@
+"""``make bench``: every comparison in its own process, then the Markdown report.
+
+    python benchmarks/run_all.py [--reps 3] [--only linear mixed ...] [--skip-train]
+
+Each problem of ``suite.py`` runs in a fresh interpreter (same f, inputs,
+tolerance and thread count for all solvers inside it), then ``speed_changes.py``
+(before/after of the solver speed work), then ``train_speed.py`` (an epoch of
+DEQ training), then ``report.py`` writes ``benchmarks/results/README.md``.
+The thread count is ``OMP_NUM_THREADS`` (default 2) for every process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PROBLEMS = ["poster_random", "poster_trained", "linear", "mixed"]
+
+
+def run(args: list[str], env: dict) -> None:
+    t = time.perf_counter()
+    print("$ python " + " ".join(args), flush=True)
+    subprocess.run([sys.executable, *args], cwd=HERE, env=env, check=True)
+    print(f"  ({time.perf_counter() - t:.0f}s)", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", nargs="*", default=None, help=f"a subset of {PROBLEMS}")
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-changes", action="store_true")
+    args = ap.parse_args()
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
+    for p in args.only or PROBLEMS:
+        run(["suite.py", p, "--reps", str(args.reps)], env)
+    if not args.skip_changes:
+        run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
+    if not args.skip_train:
+        run(["train_speed.py"], env)
+    run(["report.py"], env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Fast paths added for speed must give the same answers as the plain ones."""
+
+import pytest
+import torch
+
+from andersonn.solvers import base, solve
+
+
+@pytest.mark.parametrize("keep", [[0, 1, 2, 3], [1, 2, 3], [0, 2, 5, 6, 7, 9], [9], [3, 4, 5, 6, 7, 8, 9]])
+def test_block_row_copies_match_index_select(keep, monkeypatch):
+    monkeypatch.setattr(base, "_BLOCK_COPY_BYTES", 0)
+    t = torch.randn(10, 3, 7)
+    idx = torch.tensor(keep)
+    ref = t.index_select(0, idx)
+    runs = base._runs(keep)
+    assert torch.equal(base.take_rows(t, idx, runs), ref)
+    assert torch.equal(base.take_rows(t[:, 1], idx, runs), ref[:, 1])  # strided rows
+    assert torch.equal(base.compact_rows_(t.clone(), idx, runs), ref)
+
+
+def test_cpu_block_compaction_gives_the_same_solve(monkeypatch):
+    # A mixed batch big enough that retiring samples compacts the history.
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(12, 1, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    a = a * torch.linspace(0.5, 1.0, 64, dtype=torch.float64)
+    f = lambda z, c: c * torch.tanh(z) + 1.0  # noqa: E731
+    runs = []
+    for threshold in (0, 1 << 60):  # block copies, then index_select everywhere
+        monkeypatch.setattr(base, "_BLOCK_COPY_BYTES", threshold)
+        runs.append(solve(f, torch.zeros(12, 64, dtype=torch.float64), args=(a,), tol=1e-10, max_iter=300, m=4))
+    fast, plain = runs
+    assert fast.success and plain.success
+    assert torch.equal(fast.nfe, plain.nfe)
+    assert torch.allclose(fast.z, plain.z, rtol=0, atol=1e-12)
+
+
+def test_method_with_one_argument_keep_still_works(monkeypatch):
+    monkeypatch.setattr(base, "_BLOCK_COPY_BYTES", 0)
+    from andersonn.solvers import FixedPointMethod, register_solver
+
+    @register_solver("halfstep_oldkeep")
+    class HalfStep(FixedPointMethod):
+        def start(self, z, max_iter):
+            self.buf = torch.zeros_like(z)
+
+        def residual(self, z, fz, k):  # a view of the method's own buffer
+            torch.sub(fz, z, out=self.buf)
+            return self.buf
+
+        def step(self, z, fz, g, k, reject):
+            return z + 0.5 * g, torch.zeros_like(reject)
+
+        def keep(self, rows):  # the one-argument signature of earlier releases
+            self.buf = self.buf.index_select(0, rows)
+
+    a = torch.linspace(0.1, 0.9, 8, dtype=torch.float64)[:, None].expand(8, 4)
+    r = solve(lambda z, c: c * z + 1.0, torch.zeros(8, 4, dtype=torch.float64), method="halfstep_oldkeep",
+              args=(a,), tol=1e-10, max_iter=500)
+    assert r.success
+    assert torch.allclose(r.z, 1.0 / (1.0 - a), atol=1e-8)
+    assert int(r.nfe.min()) < int(r.nfe.max())
