@@ -24,7 +24,7 @@ test: install
 
 bench: install
 	$(PY) -m pip install -q -e ".[dev,bench]"
-	$(PY) benchmarks/solver_overhead.py
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) reports build *.egg-info src/*.egg-info
