@@ -21,9 +21,13 @@ def pores_model(tmp_path_factory):
     imgs = [torch.from_numpy(structure_image(read_structure(example_cif_path(n)), 8)) for n in ("NaCl", "chain")]
     x = torch.stack(imgs * 4).float()
     y = torch.tensor([0, 3] * 4)
-    ds = ImageDataset("alms-pores", x, y, x, y, list(CLASS_NAMES))
-    out = tmp_path_factory.mktemp("pores") / "run"
-    cfg = TrainConfig(dataset="alms-pores", out_dir=str(out), epochs=2, batch_size=8, channels=16,
+    return _tiny_run(ImageDataset("alms-pores", x, y, x, y, list(CLASS_NAMES)), tmp_path_factory.mktemp("pores"))
+
+
+def _tiny_run(ds, folder):
+    """Train a tiny classifier on ``ds`` (whose name is the ALMS task) and return its run folder."""
+    out = folder / "run"
+    cfg = TrainConfig(dataset=ds.name, out_dir=str(out), epochs=2, batch_size=ds.y_train.numel(), channels=16,
                       inner_channels=16, max_iter=8, backward_max_iter=8, tol=1e-2, backward_tol=1e-2)
     train(cfg, progress=False, dataset=ds)
     return out
@@ -60,11 +64,7 @@ def polarity_model(tmp_path_factory):
     x = torch.stack([torch.from_numpy(smiles_to_image(s, 12)) for s in smiles]).float()
     y = torch.tensor([1, 0, 1, 0, 1, 0])
     ds = ImageDataset("alms-polarity", x, y, x, y, ["weakly polar", "strongly polar"])
-    out = tmp_path_factory.mktemp("polarity") / "run"
-    cfg = TrainConfig(dataset="alms-polarity", out_dir=str(out), epochs=2, batch_size=6, channels=16,
-                      inner_channels=16, max_iter=8, backward_max_iter=8, tol=1e-2, backward_tol=1e-2)
-    train(cfg, progress=False, dataset=ds)
-    return out
+    return _tiny_run(ds, tmp_path_factory.mktemp("polarity"))
 
 
 def test_screen_molecules_file_with_a_bad_line(polarity_model, tmp_path):
