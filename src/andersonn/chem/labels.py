@@ -252,10 +252,11 @@ def label_molecules(
     return rows
 
 
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def write_rows_csv(rows: list[dict[str, Any]], path: Path, fields: list[str] | tuple[str, ...] | None = None) -> None:
+    """Write ``rows`` to ``path`` with the given columns (floats to 4 decimals); used by labelling and screening."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+        w = csv.DictWriter(fh, fieldnames=list(fields or _CSV_FIELDS), extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
@@ -301,5 +302,5 @@ def label_file(
         mols = mols[:limit]
     rows = label_molecules(mols, method, cache_path, scheduler=scheduler, n_workers=n_workers, n_conformers=n_conformers)
     if output_path is not None:
-        _write_csv(rows, Path(output_path))
+        write_rows_csv(rows, Path(output_path))
     return rows

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, polarity_class
 from andersonn.chem.errors import MoleculeError
 from andersonn.chem.image import DEFAULT_IMAGE_SIZE, mol_to_image
-from andersonn.chem.labels import read_molecule_file
+from andersonn.chem.labels import read_molecule_file, write_rows_csv
 from andersonn.chem.mol import parse_smiles
 
 __all__ = ["screen_file", "format_screen_table"]
@@ -104,13 +103,7 @@ def screen_file(
                 row["xtb_dipole_debye"] = lab["dipole_debye"]
                 row["xtb_class"] = names[polarity_class(lab["dipole_debye"], threshold)]
     if output_path is not None:
-        out = Path(output_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=_FIELDS, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+        write_rows_csv(rows, Path(output_path), _FIELDS)
     return rows
 
 
