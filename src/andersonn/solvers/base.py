@@ -328,7 +328,7 @@ def run_fixed_point(
 
     for k in range(stop.max_iter):
         fz = evaluate(z)
-        sample_evals += z.shape[0]
+        sample_evals += z.shape[0] if (compact or all_active) else batch  # a closure pays for frozen rows too
         iterations = k + 1
         g = method.residual(z, fz, k)
         res_abs = method.residual_norm(g)

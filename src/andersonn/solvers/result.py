@@ -45,7 +45,8 @@ class SolverResult:
         sample_status: :class:`SolverStatus` code of each sample, ``LongTensor (B,)``.
         iterations: iterations run (calls of f).
         sample_evals: total sample-evaluations of f actually computed; with
-            per-sample stopping this is below ``iterations * B``.
+            per-sample stopping and batch ``args`` this is below ``iterations * B``
+            (a closure over the whole batch computes every row, done or not).
         restarts: history restarts per sample (safeguards that fired).
         method: the solver's registry name.
         options: the solver options in force.
