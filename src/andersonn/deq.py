@@ -18,33 +18,51 @@ class _ImplicitBackward(torch.autograd.Function):
     """Identity in the forward pass; in the backward pass it turns the incoming
     gradient u = dl/dz* into g solving the adjoint fixed point g = (df/dz)^T g + u,
     so that autograd, continuing through one application of f, yields
-    dl/dtheta = u (I - df/dz)^-1 df/dtheta (the implicit function theorem)."""
+    dl/dtheta = u (I - df/dz)^-1 df/dtheta (the implicit function theorem).
+
+    With ``deq.backward_compact`` the adjoint solve gets (u, z*, x) as batch
+    arguments, so samples whose adjoint has converged are compacted out like in
+    the forward solve: each time the solver drops rows, f is re-applied once to
+    the remaining rows to rebuild a smaller graph, and later vector-Jacobian
+    products cost only the active rows.  This relies on f treating samples
+    independently and deterministically (the same requirement as the forward
+    compaction)."""
 
     @staticmethod
-    def forward(ctx, fz: torch.Tensor, z_leaf: torch.Tensor, deq: "DEQ") -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, fz: torch.Tensor, z_leaf: torch.Tensor, x: torch.Tensor, deq: "DEQ") -> torch.Tensor:  # type: ignore[override]
         ctx.deq = deq
-        ctx.save_for_backward(fz, z_leaf)
+        ctx.save_for_backward(fz, z_leaf, x)
         return fz.clone()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        fz, z_leaf = ctx.saved_tensors
+        fz, z_leaf, x = ctx.saved_tensors
         deq: DEQ = ctx.deq
+        options = dict(method=deq.backward_solver, tol=deq.backward_tol, max_iter=deq.backward_max_iter,
+                       **deq.backward_options)
+        if not deq.backward_compact:
+            def adjoint_map(g: torch.Tensor) -> torch.Tensor:
+                (vjp,) = torch.autograd.grad(fz, z_leaf, g, retain_graph=True)
+                return vjp + grad
 
-        def adjoint_map(g: torch.Tensor) -> torch.Tensor:
-            (vjp,) = torch.autograd.grad(fz, z_leaf, g, retain_graph=True)
-            return vjp + grad
+            result = solve(adjoint_map, torch.zeros_like(grad), **options)
+        else:
+            # graph[0] is the z-rows tensor the current graph was built from; the solver hands
+            # the same tensor object back until it compacts the batch, so identity marks staleness.
+            graph = [z_leaf, fz, z_leaf]
 
-        result = solve(
-            adjoint_map,
-            torch.zeros_like(grad),
-            method=deq.backward_solver,
-            tol=deq.backward_tol,
-            max_iter=deq.backward_max_iter,
-            **deq.backward_options,
-        )
+            def adjoint_map(g: torch.Tensor, u: torch.Tensor, zs: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+                if zs is not graph[0]:
+                    with torch.enable_grad():
+                        leaf = zs.detach().requires_grad_()
+                        graph[:] = [zs, deq.f(leaf, xs), leaf]
+                (vjp,) = torch.autograd.grad(graph[1], graph[2], g, retain_graph=True)
+                return vjp + u
+
+            result = solve(adjoint_map, torch.zeros_like(grad), args=(grad, z_leaf, x.detach()), **options)
+            graph.clear()
         deq.last_backward = result
-        return result.z, None, None
+        return result.z, None, None, None
 
 
 class DEQ(nn.Module):
@@ -65,6 +83,9 @@ class DEQ(nn.Module):
         tol, max_iter: forward stopping rule.
         backward: ``"ift"`` (default) or ``"jfb"``.
         backward_solver, backward_tol, backward_max_iter, backward_options: the adjoint solve.
+        backward_compact: drop samples whose adjoint has converged from the adjoint solve
+            (f is re-applied to the remaining rows at each compaction); ``False`` keeps the
+            whole batch in every vector-Jacobian product.
         **solver_options: options of the forward solver (e.g. ``m=5, lam=1e-4, beta=1.0``).
 
     Example:
@@ -90,6 +111,7 @@ class DEQ(nn.Module):
         backward_tol: float = 1e-4,
         backward_max_iter: int = 50,
         backward_options: dict[str, Any] | None = None,
+        backward_compact: bool = True,
         **solver_options: Any,
     ) -> None:
         super().__init__()
@@ -104,6 +126,7 @@ class DEQ(nn.Module):
         self.backward_tol = backward_tol
         self.backward_max_iter = backward_max_iter
         self.backward_options = dict(backward_options or {})
+        self.backward_compact = backward_compact
         self.solver_options = dict(solver_options)
         # Validate eagerly: a typo in an option should fail at construction, not mid-epoch.
         get_solver(solver).Options.from_kwargs(solver, **self.solver_options)
@@ -139,7 +162,7 @@ class DEQ(nn.Module):
         fz = self.f(z_leaf, x)
         if self.backward == "jfb":
             return fz
-        return _ImplicitBackward.apply(fz, z_leaf, self)
+        return _ImplicitBackward.apply(fz, z_leaf, x, self)
 
     def stats(self) -> dict[str, float]:
         """NFE and residuals of the last forward and backward solves, for logging."""
