@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from andersonn.train import ConfigError, TrainConfig, load_trained, train
+from andersonn.train import ConfigError, TrainConfig, load_trained, recalibrate_batchnorm, train
 
 TINY = dict(dataset="digits", dataset_options={"image_size": 8}, max_train=200, max_test=60, channels=16,
             inner_channels=16, batch_size=50, max_iter=8, backward_max_iter=8, tol=1e-2, backward_tol=1e-2)
@@ -53,6 +53,8 @@ def test_metrics_and_model_files_are_written_and_reloadable(tmp_path):
     (dict(solver="newton"), "not a registered solver"),
     (dict(tol=0.0), "--tol"),
     (dict(lam=-1.0), "lam must be"),
+    (dict(arch="explicit"), "--tol, --max-iter, --backward-tol, --backward-max-iter: solver options have no effect"),
+    (dict(bn_recalibrate=-1), "--bn-recalibrate"),
 ])
 def test_bad_flag_combinations_are_rejected(tmp_path, kw, pattern):
     with pytest.raises(ConfigError, match=pattern):
@@ -86,8 +88,43 @@ def test_ddp_two_cpu_processes_end_with_equal_replicas(tmp_path):
 
 def test_explicit_baseline_trains_with_same_parameter_count(tmp_path):
     deq = train(tiny(tmp_path, "deq", epochs=1), progress=False)
-    cnn = train(tiny(tmp_path, "cnn", epochs=1, arch="explicit", solver="forward"), progress=False)
+    solver_keys = ("max_iter", "backward_max_iter", "tol", "backward_tol")
+    cnn_cfg = TrainConfig(**{k: v for k, v in TINY.items() if k not in solver_keys},
+                          out_dir=str(tmp_path / "cnn"), epochs=1, arch="explicit")
+    cnn = train(cnn_cfg, progress=False)
     assert cnn.summary["params"] == deq.summary["params"]
     assert cnn.summary["forward_nfe"] == 0.0 and 0.0 <= cnn.summary["test_accuracy"] <= 1.0
     model, meta = load_trained(tmp_path / "cnn")
     assert meta["model"]["arch"] == "explicit"
+
+
+def test_batchnorm_recalibration_gives_the_statistics_of_the_final_weights():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.BatchNorm2d(3, momentum=0.1))
+    x = torch.randn(40, 2, 4, 4) * 3 + 1
+    net.train()
+    net(x[:10])  # one momentum update: far from the data's statistics
+    assert recalibrate_batchnorm(net, x, 10, torch.device("cpu")) == 1
+    bn = net[1]
+    with torch.no_grad():
+        h = net[0](x)
+    assert torch.allclose(bn.running_mean, h.mean((0, 2, 3)), atol=1e-5)
+    # the average of per-batch unbiased variances, close to the full-data variance
+    assert torch.allclose(bn.running_var, h.var((0, 2, 3)), rtol=0.05)
+    assert bn.momentum == 0.1 and net.training
+
+
+def test_eval_after_recalibration_matches_train_mode_statistics(tmp_path):
+    """The trainer recalibrates at each epoch end: eval-mode BatchNorm then normalises the
+    stem output the way train mode did, so the DEQ sees the injection it was trained on."""
+    run = train(tiny(tmp_path, "run", epochs=1), progress=False)
+    model, _ = load_trained(run.out_dir)
+    from andersonn.data import load_dataset
+    x = load_dataset("digits", image_size=8).x_train[:200]
+    stem_bn = model.stem[1]
+    with torch.no_grad():
+        h = model.stem[0](x)
+    assert torch.allclose(stem_bn.running_mean, h.mean((0, 2, 3)), atol=1e-4)
+    off = train(tiny(tmp_path, "off", epochs=1, bn_recalibrate=0), progress=False)
+    off_model, _ = load_trained(off.out_dir)
+    assert not torch.allclose(off_model.stem[1].running_mean, h.mean((0, 2, 3)), atol=1e-4)

@@ -32,6 +32,8 @@ Backward = Annotated[str, typer.Option(help="'ift' (implicit function theorem) o
 BSolver = Annotated[str, typer.Option(help="Adjoint solver; 'same' uses --solver.")]
 BTol = Annotated[float, typer.Option(help="Adjoint solve tolerance.")]
 BMaxIter = Annotated[int, typer.Option(help="Adjoint solve iteration cap.")]
+BnRecal = Annotated[int, typer.Option(help="After each epoch, recompute BatchNorm running statistics over this many training batches with the final weights (0: keep the momentum averages, which lag and can stop eval-mode solves from converging).")]
+BCompact = Annotated[bool, typer.Option(help="Drop samples whose adjoint has converged from the IFT backward solve (f is re-applied to the rest); --no-backward-compact evaluates the whole batch every iteration.")]
 Seed = Annotated[int, typer.Option(help="Seed for initialisation and data order.")]
 MaxTrain = Annotated[Optional[int], typer.Option(help="Use only the first N training images.")]
 MaxTest = Annotated[Optional[int], typer.Option(help="Use only the first N test images.")]
@@ -76,9 +78,9 @@ def train(
     solver: Annotated[str, typer.Option(help="'anderson' (accelerated) or 'forward' (standard).")] = "anderson",
     m: M = 5, lam: Lam = 1e-4, beta: Beta = 1.0, tol: Tol = 1e-3, max_iter: MaxIter = 30,
     backward: Backward = "ift", backward_solver: BSolver = "same", backward_tol: BTol = 1e-3,
-    backward_max_iter: BMaxIter = 30, epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3,
-    seed: Seed = 0, max_train: MaxTrain = None, max_test: MaxTest = None, augment: Augment = False,
-    resume: Resume = False, checkpoint_every: CkptEvery = 0, device: Device = "auto",
+    backward_max_iter: BMaxIter = 30, backward_compact: BCompact = True, bn_recalibrate: BnRecal = 5,
+    epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3, seed: Seed = 0, max_train: MaxTrain = None,
+    max_test: MaxTest = None, augment: Augment = False, resume: Resume = False, checkpoint_every: CkptEvery = 0, device: Device = "auto",
     arch: Annotated[str, typer.Option(help="'deq' (the poster's model) or 'explicit' (baseline CNN, same blocks unrolled).")] = "deq",
     depth: Annotated[int, typer.Option(help="Blocks of the explicit baseline (1: same parameter count as the DEQ).")] = 1,
 ) -> None:
@@ -87,9 +89,9 @@ def train(
 
     cfg = _config(dataset=dataset, data_dir=data_dir, image_size=image_size, out_dir=str(out), solver=solver, m=m,
                   lam=lam, beta=beta, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
-                  backward_tol=backward_tol, backward_max_iter=backward_max_iter, epochs=epochs, batch_size=batch_size,
-                  lr=lr, seed=seed, max_train=max_train, max_test=max_test, augment=augment,
-                  checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
+                  backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
+                  bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                  max_train=max_train, max_test=max_test, augment=augment, checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
     result = _guard(run_train, cfg, resume=resume)
     if result.summary:
         s = result.summary
@@ -103,7 +105,8 @@ def compare(
     dataset: Dataset = "digits", data_dir: DataDir = None, image_size: ImageSize = None,
     m: M = 5, lam: Lam = 1e-4, beta: Beta = 1.0, tol: Tol = 1e-3, max_iter: MaxIter = 30,
     backward: Backward = "ift", backward_tol: BTol = 1e-3, backward_max_iter: BMaxIter = 30,
-    epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3, seed: Seed = 0,
+    backward_compact: BCompact = True, bn_recalibrate: BnRecal = 5, epochs: Epochs = 10,
+    batch_size: BatchSize = 100, lr: Lr = 1e-3, seed: Seed = 0,
     max_train: MaxTrain = None, max_test: MaxTest = None, augment: Augment = False, resume: Resume = False,
     device: Device = "auto",
 ) -> None:
@@ -112,7 +115,8 @@ def compare(
 
     cfg = _config(dataset=dataset, data_dir=data_dir, image_size=image_size, m=m, lam=lam, beta=beta, tol=tol,
                   max_iter=max_iter, backward=backward, backward_tol=backward_tol, backward_max_iter=backward_max_iter,
-                  epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_train=max_train, max_test=max_test,
+                  backward_compact=backward_compact, bn_recalibrate=bn_recalibrate, epochs=epochs,
+                  batch_size=batch_size, lr=lr, seed=seed, max_train=max_train, max_test=max_test,
                   augment=augment, device=device)
     results = _guard(run_compare, cfg, out, resume=resume)
     report = write_report(out, results)

@@ -42,6 +42,7 @@ class TrainConfig:
     backward_solver: str = "same"
     backward_tol: float = 1e-3
     backward_max_iter: int = 30
+    backward_compact: bool = True
     # model
     arch: str = "deq"
     depth: int = 1
@@ -60,6 +61,7 @@ class TrainConfig:
     max_train: int | None = None
     max_test: int | None = None
     checkpoint_every: int = 0
+    bn_recalibrate: int = 5
     device: str = "auto"
 
     def validate(self) -> None:
@@ -72,6 +74,14 @@ class TrainConfig:
             raise ConfigError(f"--arch must be 'deq' or 'explicit', got {self.arch!r}")
         if self.arch == "deq" and self.depth != 1:
             raise ConfigError("--depth applies to --arch explicit only")
+        if self.arch == "explicit":
+            defaults = TrainConfig()
+            solver_knobs = ("solver", "m", "lam", "beta", "tol", "max_iter", "backward", "backward_solver",
+                            "backward_tol", "backward_max_iter", "backward_compact")
+            changed = [k for k in solver_knobs if getattr(self, k) != getattr(defaults, k)]
+            if changed:
+                flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+                raise ConfigError(f"{flags}: solver options have no effect with --arch explicit (no fixed point)")
         if self.backward not in ("ift", "jfb"):
             raise ConfigError(f"--backward must be 'ift' or 'jfb', got {self.backward!r}")
         if self.solver != "anderson" and (self.m, self.lam, self.beta) != (5, 1e-4, 1.0):
@@ -87,6 +97,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         if self.lr_min > self.lr:
             raise ConfigError(f"--lr-min {self.lr_min} exceeds --lr {self.lr}")
+        if self.bn_recalibrate < 0:
+            raise ConfigError("--bn-recalibrate must be >= 0 (0: keep the momentum running averages)")
         if self.checkpoint_every < 0:
             raise ConfigError("--checkpoint-every must be >= 0 (0: once per epoch)")
         try:
@@ -107,6 +119,7 @@ class TrainConfig:
         return dict(
             solver=self.solver, tol=self.tol, max_iter=self.max_iter, backward=self.backward,
             backward_solver=bsolver, backward_tol=self.backward_tol, backward_max_iter=self.backward_max_iter,
+            backward_compact=self.backward_compact,
             backward_options={"m": self.m, "lam": self.lam, "beta": self.beta} if bsolver == "anderson" else {},
             **self.solver_options(),
         )
