@@ -55,7 +55,7 @@ def _plot_accuracy(history: dict[str, list[dict]], path: Path) -> None:
         ax.plot(ep, [r["train_accuracy"] for r in rows], "--", color=COLORS[label], label=f"{label} train")
         ax.plot(ep, [r["test_accuracy"] for r in rows], "-o", color=COLORS[label], label=f"{label} test", ms=3)
     ax.set_xlabel("epoch"); ax.set_ylabel("accuracy"); ax.grid(alpha=0.3); ax.legend()
-    ax.set_title("Accuracy vs epoch: forward iteration (standard) vs Anderson (accelerated)")
+    ax.set_title("Accuracy vs epoch\nforward iteration (standard) vs Anderson (accelerated)", fontsize=10)
     fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
 
 
