@@ -15,23 +15,13 @@ Run: ``python benchmarks/compile_probe.py`` (writes benchmarks/results/compile_p
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
 import andersonn
 from andersonn.solvers import get_solver
-from common import environment, poster_layer_problem, save
-
-
-def _median_time(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from common import environment, median_time, poster_layer_problem, save
 
 
 def anderson_body(method):
@@ -73,7 +63,7 @@ def main() -> None:
         warm = time.perf_counter() - t0
         k_iter = iter(range(6, 10_000))
         results[mode] = {"warmup_s": warm,
-                         "per_iter_ms": 1e3 * _median_time(lambda: body(z, fz, next(k_iter), reject), args.reps)}
+                         "per_iter_ms": 1e3 * median_time(lambda: body(z, fz, next(k_iter), reject), args.reps, 0)[0]}
     out["anderson_body"] = results | {"speedup": results["eager"]["per_iter_ms"] / results["compiled"]["per_iter_ms"]}
 
     # 2. f itself.
@@ -84,8 +74,8 @@ def main() -> None:
     with torch.no_grad():
         fc(zs, xs)
         warm = time.perf_counter() - t0
-        eager = _median_time(lambda: f(zs, xs), args.reps)
-        comp = _median_time(lambda: fc(zs, xs), args.reps)
+        eager, _ = median_time(lambda: f(zs, xs), args.reps, 0)
+        comp, _ = median_time(lambda: fc(zs, xs), args.reps, 0)
     out["f"] = {"eager_ms": 1e3 * eager, "compiled_ms": 1e3 * comp, "warmup_s": warm, "speedup": eager / comp}
 
     # 3. Whole solves with eager and compiled f (batch shrinks as samples retire).

@@ -44,7 +44,6 @@ def main() -> None:
         run(["suite.py", p, "--reps", str(args.reps)], env)
     if not args.skip_changes:
         run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
-    if not args.skip_changes:
         run(["compile_probe.py"], env)
     if not args.skip_train:
         run(["train_speed.py", "--reps", str(min(args.reps, 2))], env)
