@@ -178,3 +178,49 @@ def test_registry_plugs_in_a_new_solver_by_name():
     r = solve(lambda z: 0.5 * z + 1.0, torch.zeros(2, 2), method="test-damped", tol=1e-7, max_iter=200)
     assert r.success and r.method == "test-damped"
     assert torch.allclose(r.z, torch.full((2, 2), 2.0))
+
+
+def test_rejected_row_does_not_reuse_its_zeroed_history_column():
+    # A non-finite evaluation zeroes that sample's newest history column; the sample restarts
+    # from its best iterate and must not extrapolate with the zero column (which pulls it to z = 0,
+    # back to the starting residual of 1).
+    f, z_star = linear_problem(batch=2, rho=0.9)
+    calls = {"n": 0}
+
+    def flaky(z):
+        calls["n"] += 1
+        out = f(z)
+        if calls["n"] == 8:
+            out = out.clone()
+            out[0, 3] = float("nan")
+        return out
+
+    r = solve(flaky, torch.zeros_like(z_star), tol=1e-10, max_iter=500, m=5)
+    assert r.success, r.message
+    t = r.trace[:, 0]
+    assert float(t[8:12].max()) < 10 * float(t[6]), t[5:14]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"lam_mode": "absolute"}, {"beta": 0.7}, {"m": 3, "check_every": 3}])
+def test_cpu_fast_paths_match_the_general_masked_path(monkeypatch, kwargs):
+    # The CPU skips per-sample masks and safeguard bookkeeping while nothing needs them; forcing
+    # the general path (what accelerators run) must give the same iterates, NFE and statuses.
+    from andersonn.solvers import anderson as anderson_mod, base
+
+    a = torch.linspace(0.2, 0.97, 6, dtype=torch.float64)[:, None] * torch.linspace(0.5, 1.0, 16, dtype=torch.float64)
+
+    def f(z, c):
+        return c * torch.tanh(z) + 1.0
+
+    def run():
+        return solve(f, torch.zeros(6, 16, dtype=torch.float64), args=(a,), tol=1e-9, max_iter=300, **kwargs)
+
+    fast = run()
+    monkeypatch.setattr(base, "_CPU_FAST_PATH", False)
+    monkeypatch.setattr(anderson_mod.Anderson, "uniform_fast_path", False)
+    general = run()
+    assert fast.success and general.success
+    assert torch.equal(fast.nfe, general.nfe)
+    assert torch.allclose(fast.z, general.z, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(fast.trace, general.trace, rtol=1e-6, atol=1e-12, equal_nan=True)
+    assert torch.equal(fast.sample_status, general.sample_status)

@@ -25,6 +25,7 @@ Implementation notes (what makes it fast and robust):
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 
@@ -76,70 +77,162 @@ class Anderson(FixedPointMethod):
 
     Options = AndersonOptions
     can_restart = True
+    # On the CPU, while every sample's window holds the same columns, skip the per-sample masks
+    # (a host read is free there); False forces the masked path (tests compare the two).
+    uniform_fast_path: ClassVar[bool] = True
 
     def start(self, z: torch.Tensor, max_iter: int) -> None:
         b, n = z.shape
         m = min(self.options.m, max_iter)
         self.m = m
+        self.dtype = z.dtype
         self.F = z.new_zeros(b, m, n)
         self.G = z.new_zeros(b, m, n)
-        self.H = z.new_zeros(b, m, m)  # Gram matrix G^T G, float of the state
-        self.valid = torch.zeros(b, m, dtype=torch.bool, device=z.device)
+        # The bordered matrix [[0, 1^T], [1, G^T G]] in float64, one row/column written per step;
+        # the regularisation is added to a copy at each solve.
+        self.A = torch.zeros(b, m + 1, m + 1, dtype=torch.float64, device=z.device)
+        self.row3 = z.new_zeros(b, 1, m)  # the newest Gram row g^T G^T
+        self.filled = 0  # history columns written so far (they fill 0, 1, ..., m-1, then wrap)
+        # Per-sample masks of valid columns, or None while every sample has columns 0..filled-1
+        # (the uniform window: only the CPU can know that for free).
+        fast = self.uniform_fast_path and z.device.type == "cpu"
+        self.valid = None if fast else torch.zeros(b, m, dtype=torch.bool, device=z.device)
+        reg = torch.eye(m + 1, dtype=torch.float64, device=z.device)
+        reg[0, 0] = 0.0
+        self.reg = [reg[: s + 1, : s + 1] for s in range(m + 1)]  # where lambda goes: diag(0, 1, ..., 1)
+        e0 = torch.zeros(m + 1, dtype=torch.float64, device=z.device)
+        e0[0] = 1.0
+        self.rhs = [e0[: s + 1] for s in range(m + 1)]
         self.eye = torch.eye(m, dtype=torch.float64, device=z.device)
-        self.zero = z.new_zeros(())
+        self._views()
+
+    def _views(self) -> None:
+        """Reset the views of the buffers used every step; they are made on first use and
+        reused until the next compaction (a retirement every few iterations must stay cheap)."""
+        self.GT = self.G.transpose(1, 2)
+        self.row = self.row3[:, 0]
+        self._cols: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._subs: dict[int, tuple[torch.Tensor, ...]] = {}
+
+    def _col(self, j: int) -> tuple[torch.Tensor, ...]:
+        """Views of history column j: g_j, g_j as (B, 1, n), f(z_j), Gram diagonal entry, A row, A column."""
+        c = self._cols.get(j)
+        if c is None:
+            G, A = self.G, self.A
+            c = (G[:, j], G[:, j : j + 1], self.F[:, j], self.row[:, j], A[:, 1 + j, 1:], A[:, 1:, 1 + j])
+            self._cols[j] = c
+        return c
+
+    def _sub(self, s: int) -> tuple[torch.Tensor, ...]:
+        """Views for a window of the first s columns: bordered matrix, Gram diagonal, F, G."""
+        v = self._subs.get(s)
+        if v is None:
+            A = self.A
+            v = (A[:, : s + 1, : s + 1], A.diagonal(dim1=1, dim2=2)[:, 1 : s + 1], self.F[:, :s], self.G[:, :s])
+            self._subs[s] = v
+        return v
 
     def residual(self, z, fz, k):
         self.j = j = k % self.m
-        g = self.G[:, j]
+        g, g3, f_j, self.g_norm2, _, _ = self._col(j)
         torch.sub(fz, z, out=g)
-        self.F[:, j].copy_(fz)
+        f_j.copy_(fz)
         # New Gram row/column, computed here so that its diagonal entry ||g||^2 gives the
         # residual norm without another pass over g. (g^T G^T is ~3x faster on CPU than
         # G g: a row-times-matrix product instead of a batched mat-vec.)
-        self.row = torch.bmm(g.unsqueeze(1), self.G.transpose(1, 2)).squeeze(1)  # (B, m)
+        torch.bmm(g3, self.GT, out=self.row3)
         return g
 
     def residual_norm(self, g):
-        return self.row[:, self.j].sqrt()
+        return self.g_norm2.sqrt()
 
     def current(self):
-        return self.F[:, self.j], self.G[:, self.j]
+        g, _, f_j, _, _, _ = self._col(self.j)
+        return f_j, g
+
+    def _write_column(self, j: int, row: torch.Tensor) -> None:
+        """Incremental Gram update: only row/column j of G^T G changes (and its border, once)."""
+        _, _, _, _, a_row, a_col = self._col(j)
+        a_row.copy_(row)
+        a_col.copy_(row)
+        if self.filled < self.m:
+            self.A[:, 0, 1 + j] = 1.0
+            self.A[:, 1 + j, 0] = 1.0
+            self.filled += 1
+
+    def _mix(self, alpha: torch.Tensor, s: int) -> torch.Tensor:
+        """z+ = sum_i alpha_i f(z_i) - (1 - beta) sum_i alpha_i g_i over the first s columns."""
+        _, _, F, G = self._sub(s)
+        a = alpha.to(self.dtype).unsqueeze(1)
+        z_next = torch.bmm(a, F).squeeze(1)
+        if self.options.beta != 1.0:
+            z_next = z_next - (1.0 - self.options.beta) * torch.bmm(a, G).squeeze(1)
+        return z_next
 
     def step(self, z, fz, g, k, reject):
-        o = self.options
         j = k % self.m
+        if self.valid is None and bool(reject.any()):  # uniform window only on the CPU: free read
+            self.valid = torch.arange(self.m, device=z.device).expand(z.shape[0], -1) < self.filled
+        if self.valid is not None:
+            return self._step_masked(j, reject)
+        # Uniform window: every sample combines columns 0..s-1, one (s+1)x(s+1) system each.
+        self._write_column(j, self.row)
+        s = self.filled
+        o = self.options
+        A, h_diag, _, _ = self._sub(s)
+        if o.lam_mode == "relative":
+            lam = h_diag.sum(1).mul_(o.lam / s).clamp_min_(o.lam * 1e-30)
+            A = torch.addcmul(A, lam.view(-1, 1, 1), self.reg[s])
+        else:
+            A = A + o.lam * self.reg[s]
+        sol, info = torch.linalg.solve_ex(A, self.rhs[s])
+        alpha = sol[:, 1:]
+        ok = (alpha.abs().sum(1) <= o.max_coeff) & (info == 0)
+        if bool(ok.all()):
+            return self._mix(alpha, s), None
+        # Some systems are ill-conditioned: those samples restart (masked path from here on).
+        b = z.shape[0]
+        full = alpha.new_zeros(b, self.m)
+        full[:, :s] = alpha
+        self.valid = torch.arange(self.m, device=z.device).expand(b, -1) < s
+        return self._fallback(full, ok, j, reject)
+
+    def _step_masked(self, j: int, reject: torch.Tensor):
+        """The general step: each sample has its own window (after restarts; always on accelerators)."""
         rej = reject[:, None]
-        g = self.G[:, j]  # the residual() view, also valid after the loop compacted the batch
         row = self.row
         if maybe_any(reject):
             # Sanitise the new column: a non-finite sample must not poison its history.
-            self.F[:, j].masked_fill_(rej, 0.0)
-            g.masked_fill_(rej, 0.0)
+            g_j, _, f_j, _, _, _ = self._col(j)
+            f_j.masked_fill_(rej, 0.0)
+            g_j.masked_fill_(rej, 0.0)
             row = row.masked_fill(rej, 0.0)  # the Gram row of a zero column
-        # Incremental Gram update: only row/column j changes.
-        self.H[:, j, :] = row
-        self.H[:, :, j] = row
-        onehot = torch.zeros_like(self.valid)
-        onehot[:, j] = True
+        self._write_column(j, row)
         self.valid[:, j] = True
-        self.valid = torch.where(rej, onehot, self.valid)
-
         alpha, ok = self._coefficients()
+        return self._fallback(alpha, ok, j, reject)
+
+    def _fallback(self, alpha: torch.Tensor, ok: torch.Tensor, j: int, reject: torch.Tensor):
+        """Samples whose system failed restart at the newest column and take a plain step;
+        rejected samples (the loop restarts them from their best iterate) forget their whole
+        window, the zeroed newest column included."""
+        b = alpha.shape[0]
         fired = ~ok & ~reject
-        # Fallback: restart the history at the newest column and take a plain step.
-        self.valid = torch.where(fired[:, None], onehot, self.valid)
-        alpha = torch.where(ok[:, None], alpha, onehot.to(alpha.dtype)).to(fz.dtype)
-        z_next = torch.bmm(alpha.unsqueeze(1), self.F).squeeze(1)
-        if o.beta != 1.0:
-            z_next = z_next - (1.0 - o.beta) * torch.bmm(alpha.unsqueeze(1), self.G).squeeze(1)
-        return z_next, fired
+        onehot = torch.zeros(b, self.m, dtype=torch.bool, device=alpha.device)
+        onehot[:, j] = True
+        valid = torch.where(fired[:, None], onehot, self.valid)
+        self.valid = valid & ~reject[:, None]
+        alpha = torch.where(ok[:, None], torch.nan_to_num(alpha), onehot.to(alpha.dtype))
+        if self.uniform_fast_path and alpha.device.type == "cpu" and bool(self.valid.all()):
+            self.valid = None  # every window is whole again
+        return self._mix(alpha, self.m), fired
 
     def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Solve the bordered systems of the whole batch in float64, without a host sync."""
+        """Solve the masked bordered systems of the whole batch in float64, without a host sync."""
         o = self.options
         b, m = self.valid.shape
         v = self.valid.to(torch.float64)
-        H = self.H.to(torch.float64) * (v[:, :, None] * v[:, None, :])
+        H = self.A[:, 1:, 1:] * (v[:, :, None] * v[:, None, :])
         if o.lam_mode == "relative":
             scale = (H.diagonal(dim1=1, dim2=2).sum(1) / v.sum(1).clamp_min(1.0)).clamp_min(1e-30)
             lam = o.lam * scale
@@ -150,17 +243,17 @@ class Anderson(FixedPointMethod):
         A[:, 1:, 1:] = H + self.eye * (lam[:, None, None] * v[:, :, None] + (1.0 - v)[:, :, None])
         A[:, 0, 1:] = v
         A[:, 1:, 0] = v
-        rhs = H.new_zeros(b, m + 1)
-        rhs[:, 0] = 1.0
-        sol, info = torch.linalg.solve_ex(A, rhs)
+        sol, info = torch.linalg.solve_ex(A, self.rhs[m])
         alpha = sol[:, 1:]
         ok = (info == 0) & torch.isfinite(alpha).all(1) & (alpha.abs().sum(1) <= o.max_coeff)
-        return torch.nan_to_num(alpha), ok
+        return alpha, ok
 
     def keep(self, rows: torch.Tensor, runs=None) -> None:
         # The history is ours: compact it in place (block copies on the CPU, no new 2m-state buffers).
         self.F = compact_rows_(self.F, rows, runs)
         self.G = compact_rows_(self.G, rows, runs)
-        self.H = self.H.index_select(0, rows)
-        self.row = self.row.index_select(0, rows)
-        self.valid = self.valid.index_select(0, rows)
+        self.A = self.A.index_select(0, rows)
+        self.row3 = self.row3.index_select(0, rows)
+        if self.valid is not None:
+            self.valid = self.valid.index_select(0, rows)
+        self._views()

@@ -25,6 +25,9 @@ __all__ = ["SolverOptions", "FixedPointMethod", "StopRule", "run_fixed_point", "
 _EPS = 1e-12
 # Below this many bytes per tensor, index_select is as fast as block copies.
 _BLOCK_COPY_BYTES = 1 << 20
+# On the CPU, skip the safeguard bookkeeping in iterations where every residual is finite
+# (tests set this False to check the general path gives the same answers).
+_CPU_FAST_PATH = True
 
 
 def _runs(keep: list[int]) -> list[tuple[int, int, int]]:
@@ -178,7 +181,7 @@ class FixedPointMethod:
     def step(
         self, z: torch.Tensor, fz: torch.Tensor, g: torch.Tensor, k: int, reject: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next iterate and a bool (B,) mask of samples whose safeguard fired.
+        """Next iterate and a bool (B,) mask of samples whose safeguard fired (or None: none fired).
 
         ``g`` is the residual from :meth:`residual`; rows in ``reject`` hold
         non-finite values and must not enter the history (the loop replaces
@@ -254,7 +257,7 @@ def run_fixed_point(
     # Active-row state.
     best_z = z.clone()
     best_res = torch.full((batch,), math.inf, device=device, dtype=z.dtype)
-    res0 = torch.zeros(batch, device=device, dtype=z.dtype)
+    div_limit: torch.Tensor | None = None  # per sample: divergence_factor x the first residual
     restarts = torch.zeros(batch, dtype=torch.long, device=device)  # every safeguard event
     failures = torch.zeros(batch, dtype=torch.long, device=device)  # non-finite evaluations
     exhausted = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -262,6 +265,9 @@ def run_fixed_point(
     sample_evals = 0
     iterations = 0
     restart_budget = stop.max_restarts if method.can_restart else 0
+    cpu = device.type == "cpu"
+    cpu_fast = cpu and _CPU_FAST_PATH
+    safeguarded = not cpu_fast  # True once some iteration needed the safeguards (always off the CPU)
 
     def evaluate(zk: torch.Tensor) -> torch.Tensor:
         masked = not all_active and not compact
@@ -284,7 +290,7 @@ def run_fixed_point(
         return out.index_select(0, rows) if masked else out
 
     def retire(done: torch.Tensor, k: int) -> torch.Tensor:
-        nonlocal active_args, z, fz, g, best_z, best_res, res0, restarts, failures, exhausted, diverged, rows, all_active
+        nonlocal active_args, z, fz, g, best_z, best_res, div_limit, restarts, failures, exhausted, diverged, rows, all_active
         idx = done.nonzero().squeeze(1)
         orig = rows.index_select(0, idx)
         out_z.index_copy_(0, orig, best_z.index_select(0, idx))
@@ -311,7 +317,9 @@ def run_fixed_point(
         z = z_new
         best_res = best_res.index_select(0, keep)
         active_args = tuple(take_rows(a, keep, runs) for a in active_args)
-        res0, restarts = res0.index_select(0, keep), restarts.index_select(0, keep)
+        restarts = restarts.index_select(0, keep)
+        if div_limit is not None:
+            div_limit = div_limit.index_select(0, keep)
         failures = failures.index_select(0, keep)
         exhausted, diverged = exhausted.index_select(0, keep), diverged.index_select(0, keep)
         rows = rows.index_select(0, keep)
@@ -326,6 +334,7 @@ def run_fixed_point(
         all_active = False
         return keep
 
+    no_reject = torch.zeros(batch, dtype=torch.bool, device=device)
     for k in range(stop.max_iter):
         fz = evaluate(z)
         sample_evals += z.shape[0] if (compact or all_active) else batch  # a closure pays for frozen rows too
@@ -334,27 +343,45 @@ def run_fixed_point(
         res_abs = method.residual_norm(g)
         res = res_abs / (torch.linalg.vector_norm(fz, dim=1) + _EPS) if rel else res_abs
         if store_trace:
-            trace[k].index_copy_(0, rows, res.to(trace.dtype))
-        bad = ~torch.isfinite(res)
-        if k == 0:
-            res0 = torch.where(bad, 0.0, res_abs)
-            exhausted = bad.clone()  # f(z0) non-finite: nothing to restart from
+            if all_active:
+                trace[k].copy_(res)
+            else:
+                trace[k].index_copy_(0, rows, res)
+        # On the CPU one read of the residual sum tells whether any sample needs the
+        # safeguards; if none does (the usual case) their bookkeeping is skipped.
+        clean = cpu_fast and math.isfinite(float(res.sum()))
+        if clean:
+            bad = None
+            if k == 0 and stop.divergence_factor is not None:
+                div_limit = stop.divergence_factor * res_abs
+            improved = res < best_res
+            best_res = torch.minimum(best_res, res)
         else:
-            failures = failures + bad.long()
-            restarts = restarts + bad.long()
-            exhausted = exhausted | (failures > restart_budget)
-            if stop.divergence_factor is not None:
-                diverged = diverged | (res_abs > stop.divergence_factor * res0)
-        improved = (~bad) & (res < best_res)
-        best_res = torch.where(improved, res, best_res)
-        if z.device.type == "cpu" and bool(improved.all()):
+            safeguarded = True
+            bad = ~torch.isfinite(res)
+            if k == 0:
+                div_limit = stop.divergence_factor * torch.where(bad, 0.0, res_abs) if stop.divergence_factor else None
+                exhausted = bad.clone()  # f(z0) non-finite: nothing to restart from
+            else:
+                failures = failures + bad.long()
+                restarts = restarts + bad.long()
+                exhausted = exhausted | (failures > restart_budget)
+            improved = (~bad) & (res < best_res)
+            best_res = torch.where(improved, res, best_res)
+        if k > 0 and div_limit is not None:
+            diverged = diverged | (res_abs > div_limit)
+        if cpu and bool(improved.all()):
             best_z = z  # every sample improved: keep a reference, no copy (z is never written in place)
         elif maybe_any(improved):
             best_z = torch.where(improved[:, None], z, best_z)
 
         last = k == stop.max_iter - 1
         if last or (k + 1) % check_every == 0:
-            done = (best_res < stop.tol) | exhausted | diverged
+            done = best_res < stop.tol
+            if safeguarded:
+                done = done | exhausted
+            if div_limit is not None:
+                done = done | diverged
             if last:
                 done = torch.ones_like(done)
             # Compacting copies the whole history, so wait until enough samples are done
@@ -364,10 +391,13 @@ def run_fixed_point(
                 keep = retire(done, k)
                 if keep.numel() == 0:
                     break
-                bad = bad.index_select(0, keep)
-        z_next, fired = method.step(z, fz, g, k, bad)
-        restarts = restarts + fired.long()
-        z = torch.where(bad[:, None], best_z, z_next) if maybe_any(bad) else z_next
+                if bad is not None:
+                    bad = bad.index_select(0, keep)
+        reject = bad if bad is not None else no_reject[: z.shape[0]]
+        z_next, fired = method.step(z, fz, g, k, reject)
+        if fired is not None:
+            restarts = restarts + fired.long()
+        z = torch.where(bad[:, None], best_z, z_next) if bad is not None and maybe_any(bad) else z_next
 
     return SolverResult(
         z=out_z.view(shape),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 
 from .base import FixedPointMethod, SolverInputError, SolverOptions
 from .registry import register_solver
@@ -35,7 +34,6 @@ class ForwardIteration(FixedPointMethod):
     can_restart = False
 
     def step(self, z, fz, g, k, reject):
-        fired = torch.zeros_like(reject)
         if self.options.damping == 1.0:
-            return fz, fired
-        return z + self.options.damping * g, fired
+            return fz, None  # no safeguard of its own: None = nothing fired
+        return z + self.options.damping * g, None
