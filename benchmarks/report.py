@@ -45,8 +45,10 @@ def main() -> None:
              "evaluations of f per sample summed over the batch (what per-sample stopping saves); "
              "*overhead* is wall time outside f per iteration, also as a share of one full-batch f evaluation; "
              "*peak RSS* is the peak resident memory above the level before the solve, sampled every ~1 ms "
-             "by a thread after `malloc_trim` (includes f's own temporaries); *max residual* is recomputed "
-             "for every solver by one more f evaluation outside the timing.", ""]
+             "by a thread after `malloc_trim` in a separate untimed run (includes f's own temporaries); "
+             "*max residual* is recomputed for every solver by one more f evaluation outside the timing. "
+             "Every run starts after 0.5 s idle, so thread pools of the solver before it (SciPy's OpenBLAS "
+             "keeps spinning after a call) have gone quiet.", ""]
     for name in ORDER:
         d = load(name)
         if d:

@@ -24,6 +24,7 @@ from common import TimedMap, environment, poster_layer_problem, save
 from reference import tutorial_anderson
 
 M = 5  # history window of every Anderson-type solver
+SETTLE_S = 0.5  # idle time before each run (see measure())
 
 
 class RssPeak:
@@ -214,19 +215,27 @@ def measure(name: str, reps: int) -> dict:
     t_f = statistics.median(t_f)
     runners = solvers_for(name)
     samples: dict[str, list[dict]] = {k: [] for k in runners}
-    for rep in range(reps + 1):  # rep 0 is a warm-up, discarded
+    rss: dict[str, float] = {}
+    for rep in range(reps + 2):  # rep 0 is a warm-up, rep 1 measures memory; both untimed
         for label, run in runners.items():  # interleaved: every solver sees the same machine load
+            # Let the previous solver's thread pools go idle first: OpenBLAS threads (SciPy)
+            # keep spinning for a while after a call and slowed whichever solver came next by ~1.7x.
+            time.sleep(SETTLE_S)
             timed = TimedMap(p.f)
-            with RssPeak() as mem:
-                t = time.perf_counter()
-                z, iters, rows = run(p, timed)
-                wall = time.perf_counter() - t
+            if rep == 1:  # the RSS sampler thread competes for the GIL, so it never runs in a timed rep
+                with RssPeak() as mem:
+                    run(p, timed)
+                rss[label] = mem.delta_mb
+                continue
+            t = time.perf_counter()
+            z, iters, rows = run(p, timed)
+            wall = time.perf_counter() - t
             if rep == 0:
                 continue
             res = p.residual(z)
             samples[label].append({
                 "wall_s": wall, "f_s": timed.seconds, "iterations": iters, "f_rows": rows,
-                "f_calls": timed.calls, "rss_peak_mb": mem.delta_mb,
+                "f_calls": timed.calls,
                 "max_residual": float(res.max()), "converged_fraction": float((res < p.tol).float().mean()),
             })
     rows = {}
@@ -240,6 +249,7 @@ def measure(name: str, reps: int) -> dict:
             "overhead_per_iter_s": overhead,
             "overhead_fraction_of_f": overhead / t_f,
             "wall_all_s": [r["wall_s"] for r in runs],
+            "rss_peak_mb": rss[label],
         })
         rows[label] = med
     base = rows["andersonn anderson"]
@@ -254,7 +264,10 @@ def measure(name: str, reps: int) -> dict:
         # F and G ring buffers (2m copies) plus the current and best iterates (2 copies).
         "andersonn_history_mb_analytical": (2 * M + 2) * state_mb,
         "memory_note": "rss_peak_mb: peak RSS above the level before the solve, sampled every ~1 ms by a thread "
-                       "(allocator caching can hide reuse, so it is an upper bound on fresh memory)",
+                       "in a separate, untimed run (allocator caching can hide reuse, so it is an upper bound "
+                       "on fresh memory)",
+        "timing_note": f"each run starts after {SETTLE_S} s idle (thread pools of the previous solver spin down); "
+                       "timed runs carry no memory sampler",
         "results": rows,
     }
 
