@@ -66,6 +66,22 @@ def main() -> None:
                          f"| {1e3 * b['overhead_cpu_per_iter_s']:.1f} | {1e3 * a['overhead_cpu_per_iter_s']:.1f} "
                          f"| {1e3 * a['f_cpu_per_iter_s']:.1f} | {r['same_nfe']} |")
         lines.append("")
+    ab = load("ablations")
+    if ab:
+        lines += ["## Each speed change on its own (leave-one-out, `ablations.py`)", "",
+                  "The shipped solver against the same solver with exactly one change switched off, in one "
+                  f"process, interleaved, medians of {ab['reps']}. *slowdown* = variant wall time / shipped "
+                  "wall time (> 1: the change helps by that factor).", "",
+                  "| problem | switched off | wall s | slowdown | overhead ms/iter | f-rows | same NFE |",
+                  "|---|---|---|---|---|---|---|"]
+        for prob, rows in ab["results"].items():
+            for v, r in rows.items():
+                lines.append(f"| {prob} | {v} | {r['wall_s']:.3f} | {r['slowdown']:.2f}x "
+                             f"| {1e3 * r['overhead_per_iter_s']:.2f} | {r['f_rows']:.0f} | {r['same_nfe']} |")
+        lines += ["", "What each variant switches off:", ""]
+        for v, r in next(iter(ab["results"].values())).items():
+            lines.append(f"- *{v}*: {r['switched_off']}")
+        lines.append("")
     tr = load("train_speed")
     if tr:
         variants = [(k, tr["results"][k]) for k in ("anderson", "anderson_batchwide_backward", "forward")

@@ -4,7 +4,8 @@
 
 Each problem of ``suite.py`` runs in a fresh interpreter (same f, inputs,
 tolerance and thread count for all solvers inside it), then ``speed_changes.py``
-(before/after of the solver speed work), ``compile_probe.py`` (torch.compile of the
+(before/after of the solver speed work), ``ablations.py`` (each change
+switched off alone), ``compile_probe.py`` (torch.compile of the
 loop body and of f), then ``train_speed.py`` (epochs of DEQ training on the demo's
 dataset), then ``report.py`` writes ``benchmarks/results/README.md``.
 The thread count is ``OMP_NUM_THREADS`` (default 2) for every process.
@@ -44,6 +45,7 @@ def main() -> None:
         run(["suite.py", p, "--reps", str(args.reps)], env)
     if not args.skip_changes:
         run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
+        run(["ablations.py", "--reps", str(args.reps)], env)
         run(["compile_probe.py"], env)
     if not args.skip_train:
         run(["train_speed.py", "--reps", str(min(args.reps, 2))], env)
