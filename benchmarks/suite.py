@@ -10,6 +10,7 @@ Markdown table.  Problems: ``poster_random``, ``poster_trained``, ``linear``, ``
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import statistics
 import sys
@@ -58,6 +59,52 @@ class RssPeak:
         self._t.join()
         self.peak = max(self.peak, self.proc.memory_info().rss)
         self.delta_mb = (self.peak - self.base) / 2**20
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _live_bytes_probe() -> Callable[[], int] | None:
+    """Bytes currently malloc'd by the process (glibc >= 2.33 ``mallinfo2``), or None elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+
+    def live() -> int:
+        m = fn()
+        return m.uordblks + m.hblkhd  # heap blocks in use + mmapped blocks (large tensors)
+
+    return live
+
+
+LIVE_BYTES = _live_bytes_probe()
+
+
+class LiveSampledMap(TimedMap):
+    """A TimedMap that records the peak of malloc'd bytes just before and just after each call of f.
+
+    What stays allocated across calls (the solver's history, iterates, outputs) is in every
+    sample; f's own temporaries are freed by then and are not. Deterministic, unlike RSS.
+    """
+
+    def __init__(self, f):
+        super().__init__(f)
+        self.base = self.peak = LIVE_BYTES()
+
+    def __call__(self, z, *args):
+        self.peak = max(self.peak, LIVE_BYTES())
+        out = super().__call__(z, *args)
+        self.peak = max(self.peak, LIVE_BYTES())
+        return out
+
+    @property
+    def delta_mb(self) -> float:
+        return (self.peak - self.base) / 2**20
 
 
 # ----------------------------------------------------------------------------- problems
@@ -216,17 +263,20 @@ def measure(name: str, reps: int) -> dict:
     runners = solvers_for(name)
     samples: dict[str, list[dict]] = {k: [] for k in runners}
     rss: dict[str, float] = {}
+    live: dict[str, float] = {}
     for rep in range(reps + 2):  # rep 0 is a warm-up, rep 1 measures memory; both untimed
         for label, run in runners.items():  # interleaved: every solver sees the same machine load
             # Let the previous solver's thread pools go idle first: OpenBLAS threads (SciPy)
             # keep spinning for a while after a call and slowed whichever solver came next by ~1.7x.
             time.sleep(SETTLE_S)
-            timed = TimedMap(p.f)
             if rep == 1:  # the RSS sampler thread competes for the GIL, so it never runs in a timed rep
+                sampled = LiveSampledMap(p.f) if LIVE_BYTES else TimedMap(p.f)
                 with RssPeak() as mem:
-                    run(p, timed)
+                    run(p, sampled)
                 rss[label] = mem.delta_mb
+                live[label] = sampled.delta_mb if LIVE_BYTES else math.nan
                 continue
+            timed = TimedMap(p.f)
             t = time.perf_counter()
             z, iters, rows = run(p, timed)
             wall = time.perf_counter() - t
@@ -250,6 +300,7 @@ def measure(name: str, reps: int) -> dict:
             "overhead_fraction_of_f": overhead / t_f,
             "wall_all_s": [r["wall_s"] for r in runs],
             "rss_peak_mb": rss[label],
+            "live_peak_mb": live[label],
         })
         rows[label] = med
     base = rows["andersonn anderson"]
@@ -266,6 +317,9 @@ def measure(name: str, reps: int) -> dict:
         "memory_note": "rss_peak_mb: peak RSS above the level before the solve, sampled every ~1 ms by a thread "
                        "in a separate, untimed run (allocator caching can hide reuse, so it is an upper bound "
                        "on fresh memory)",
+        "live_note": "live_peak_mb: peak of malloc'd bytes above the level before the solve, sampled just "
+                     "before and after every call of f (glibc mallinfo2): what the solver keeps across "
+                     "iterations (history, iterates, outputs, compacted args), not f's temporaries",
         "timing_note": f"each run starts after {SETTLE_S} s idle (thread pools of the previous solver spin down); "
                        "timed runs carry no memory sampler",
         "results": rows,
@@ -282,7 +336,7 @@ def main() -> None:
     for k, r in payload["results"].items():
         print(f"{args.problem:15s} {k:38s} wall {r['wall_s']:7.3f}s x{r['wall_ratio']:5.2f} nfe {r['mean_nfe']:6.1f} "
               f"ovh/it {1e3 * r['overhead_per_iter_s']:7.2f}ms ({100 * r['overhead_fraction_of_f']:5.1f}% f) "
-              f"res {r['max_residual']:.1e} rss {r['rss_peak_mb']:.0f}MB", flush=True)
+              f"res {r['max_residual']:.1e} rss {r['rss_peak_mb']:.0f}MB live {r['live_peak_mb']:.0f}MB", flush=True)
     print(f"saved {path}", file=sys.stderr)
 
 
