@@ -128,3 +128,18 @@ def test_eval_after_recalibration_matches_train_mode_statistics(tmp_path):
     off = train(tiny(tmp_path, "off", epochs=1, bn_recalibrate=0), progress=False)
     off_model, _ = load_trained(off.out_dir)
     assert not torch.allclose(off_model.stem[1].running_mean, h.mean((0, 2, 3)), atol=1e-4)
+
+
+def test_resume_refuses_a_checkpoint_from_an_older_version(tmp_path):
+    cfg = tiny(tmp_path, "old", epochs=2, checkpoint_every=2)
+    train(cfg, progress=False, stop_after_steps=2)
+    ckpt = tmp_path / "old" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=False)
+    assert state["format"] == 2
+    # What a checkpoint written before `bn_recalibrate` and the format field existed looks like.
+    del state["format"], state["config"]["bn_recalibrate"]
+    torch.save(state, ckpt)
+    before = ckpt.read_bytes()
+    with pytest.raises(ConfigError, match=r"predates the settings \['bn_recalibrate'\]"):
+        train(cfg, resume=True, progress=False)
+    assert ckpt.read_bytes() == before  # nothing lost

@@ -45,6 +45,12 @@ class TrainResult:
     completed: bool
 
 
+# Version of the checkpoint layout; 2 added this field. A checkpoint whose config lacks a
+# setting of the current TrainConfig comes from a version without it and is not resumed
+# (filling the gap with today's default would silently change the run).
+CHECKPOINT_FORMAT = 2
+
+
 def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: int) -> DEQClassifier:
     """The poster's classifier sized for a dataset (pooling to a 4x4 map unless ``cfg.pool`` says otherwise)."""
     c, h, w = image_shape
@@ -199,6 +205,13 @@ def train(
     acc = dict(zero_acc)
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
+        version = state.get("format", 1)
+        missing = sorted(set(cfg.to_dict()) - set(state["config"]))
+        if version > CHECKPOINT_FORMAT or missing:
+            why = (f"it has format {version}, newer than this version's {CHECKPOINT_FORMAT}" if version > CHECKPOINT_FORMAT
+                   else f"it predates the settings {missing}, so its run behaved as before they existed")
+            raise ConfigError(f"cannot resume from {ckpt_path}: {why}. Start a new run with another --out "
+                              "(the checkpoint is left as it is).")
         saved = TrainConfig.from_dict(state["config"])
         differing = {k for k, v in saved.to_dict().items() if v != cfg.to_dict()[k] and k not in ("out_dir",)}
         if differing:
@@ -213,7 +226,7 @@ def train(
     def checkpoint(epoch: int, step: int) -> None:
         if info.is_main:
             atomic_save({
-                "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
                 "metrics": metrics, "train_time": train_time, "accumulators": acc,
             }, ckpt_path)
