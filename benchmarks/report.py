@@ -14,18 +14,24 @@ def load(name):
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def _spread(r: dict) -> str:
+    per = r.get("wall_ratio_per_rep")
+    return f" ({min(per):.2f}-{max(per):.2f})" if per and len(per) > 1 and max(per) > min(per) else ""
+
+
 def solver_table(d) -> list[str]:
     out = [f"### `{d['problem']}`: {d['note']}", "",
            f"tol {d['tol']:g} (per-sample relative residual), max_iter {d['max_iter']}, m = {d['m']}, "
            f"{d['env']['threads']} threads, torch {d['env']['torch']}; one full-batch f evaluation "
            f"{1e3 * d['f_eval_s']:.1f} ms; state {d['state_mb']:.1f} MB; medians of {d['reps']} interleaved runs "
-           "after a warm-up. Ratios are to `andersonn anderson` (x > 1: slower / more than ours).", "",
+           "after a warm-up. Ratios are to `andersonn anderson` (x > 1: slower / more than ours); *wall x* is "
+           "the median over repetitions of the ratio within a repetition, with its range.", "",
            "| solver | wall s | wall x | iterations | mean NFE | f-rows x | f ms/iter | overhead ms/iter "
            "| overhead % of f | peak live MB | peak RSS MB | max residual | converged |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, r in d["results"].items():
         out.append(
-            f"| {k} | {r['wall_s']:.3f} | {r['wall_ratio']:.2f} | {r['iterations']:.0f} | {r['mean_nfe']:.1f} "
+            f"| {k} | {r['wall_s']:.3f} | {r['wall_ratio']:.2f}{_spread(r)} | {r['iterations']:.0f} | {r['mean_nfe']:.1f} "
             f"| {r['f_rows_ratio']:.2f} | {1e3 * r['f_per_iter_s']:.1f} | {1e3 * r['overhead_per_iter_s']:.1f} "
             f"| {100 * r['overhead_fraction_of_f']:.0f}% | {r.get('live_peak_mb', float('nan')):.0f} "
             f"| {r['rss_peak_mb']:.0f} | {r['max_residual']:.1e} "

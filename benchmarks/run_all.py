@@ -1,6 +1,6 @@
 """``make bench``: every comparison in its own process, then the Markdown report.
 
-    python benchmarks/run_all.py [--reps 3] [--only linear mixed ...] [--skip-train]
+    python benchmarks/run_all.py [--reps 5] [--only linear mixed ...] [--skip-train]
 
 Each problem of ``suite.py`` runs in a fresh interpreter (same f, inputs,
 tolerance and thread count for all solvers inside it), then ``speed_changes.py``
@@ -33,7 +33,7 @@ def run(args: list[str], env: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", nargs="*", default=None, help=f"a subset of {PROBLEMS}")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-changes", action="store_true")
@@ -45,7 +45,7 @@ def main() -> None:
         run(["suite.py", p, "--reps", str(args.reps)], env)
     if not args.skip_changes:
         run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
-        run(["ablations.py", "--reps", str(args.reps)], env)
+        run(["ablations.py", "--reps", "7"], env)  # 7 variants, rotated: each in every position once
         run(["compile_probe.py"], env)
     if not args.skip_train:
         run(["train_speed.py", "--reps", str(min(args.reps, 2))], env)

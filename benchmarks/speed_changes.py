@@ -79,8 +79,9 @@ def main() -> None:
             p = PROBLEMS[name]()
             for method in ("anderson", "forward"):
                 runs = {"before": [], "after": []}
+                pair = [("before", before.solve), ("after", andersonn.solve)]
                 for rep in range(args.reps + 1):
-                    for label, solve in (("before", before.solve), ("after", andersonn.solve)):
+                    for label, solve in (pair if rep % 2 else pair[::-1]):  # alternate who goes first
                         r = one(solve, p, method)
                         if rep:
                             runs[label].append(r)
