@@ -20,6 +20,21 @@ def linear_problem(n=40, batch=3, rho=0.95, seed=0):
     return (lambda z: z @ A.T + b), z_star
 
 
+def nan_on_call(f, call, row, col):
+    """f, except that its ``call``-th evaluation returns NaN at ``[row, col]``."""
+    calls = {"n": 0}
+
+    def flaky(z):
+        calls["n"] += 1
+        out = f(z)
+        if calls["n"] == call:
+            out = out.clone()
+            out[row, col] = float("nan")
+        return out
+
+    return flaky
+
+
 @pytest.mark.parametrize("method", ["forward", "anderson"])
 def test_linear_map_reaches_tolerance_and_solution(method):
     f, z_star = linear_problem()
@@ -89,17 +104,7 @@ def test_any_per_sample_shape_is_supported():
 
 def test_nonfinite_evaluation_restarts_from_best_iterate():
     f, z_star = linear_problem(batch=2)
-    state = {"calls": 0}
-
-    def flaky(z):
-        state["calls"] += 1
-        out = f(z)
-        if state["calls"] == 4:
-            out = out.clone()
-            out[0, 3] = float("nan")
-        return out
-
-    r = solve(flaky, torch.zeros_like(z_star), tol=1e-8, max_iter=500)
+    r = solve(nan_on_call(f, call=4, row=0, col=3), torch.zeros_like(z_star), tol=1e-8, max_iter=500)
     assert r.success, r.message
     assert int(r.restarts[0]) >= 1 and int(r.restarts[1]) == 0
     assert torch.isfinite(r.z).all() and torch.allclose(r.z, z_star, atol=1e-6)
@@ -185,17 +190,7 @@ def test_rejected_row_does_not_reuse_its_zeroed_history_column():
     # from its best iterate and must not extrapolate with the zero column (which pulls it to z = 0,
     # back to the starting residual of 1).
     f, z_star = linear_problem(batch=2, rho=0.9)
-    calls = {"n": 0}
-
-    def flaky(z):
-        calls["n"] += 1
-        out = f(z)
-        if calls["n"] == 8:
-            out = out.clone()
-            out[0, 3] = float("nan")
-        return out
-
-    r = solve(flaky, torch.zeros_like(z_star), tol=1e-10, max_iter=500, m=5)
+    r = solve(nan_on_call(f, call=8, row=0, col=3), torch.zeros_like(z_star), tol=1e-10, max_iter=500, m=5)
     assert r.success, r.message
     t = r.trace[:, 0]
     assert float(t[8:12].max()) < 10 * float(t[6]), t[5:14]

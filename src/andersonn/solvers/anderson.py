@@ -179,7 +179,7 @@ class Anderson(FixedPointMethod):
     def step(self, z, fz, g, k, reject):
         j = k % self.m
         if self.valid is None and bool(reject.any()):  # uniform window only on the CPU: free read
-            self.valid = torch.arange(self.m, device=z.device).expand(z.shape[0], -1) < self.filled
+            self._enter_masked(self.filled)
         if self.valid is not None:
             return self._step_masked(j, reject)
         # Uniform window: every sample combines columns 0..s-1, one (s+1)x(s+1) system each.
@@ -201,8 +201,12 @@ class Anderson(FixedPointMethod):
         b = z.shape[0]
         full = alpha.new_zeros(b, self.m)
         full[:, :s] = alpha
-        self.valid = torch.arange(self.m, device=z.device).expand(b, -1) < s
+        self._enter_masked(s)
         return self._fallback(full, ok, j, reject)
+
+    def _enter_masked(self, s: int) -> None:
+        """Switch to per-sample masks, starting from the uniform window of columns 0..s-1."""
+        self.valid = torch.arange(self.m, device=self.A.device).expand(self.A.shape[0], -1) < s
 
     def _step_masked(self, j: int, reject: torch.Tensor):
         """The general step: each sample has its own window (after restarts; always on accelerators)."""

@@ -44,6 +44,11 @@ def _runs(keep: list[int]) -> list[tuple[int, int, int]]:
     return runs
 
 
+def _gather(t: torch.Tensor, runs: list[tuple[int, int, int]] | None) -> bool:
+    """Whether ``index_select`` is the way to take rows of ``t`` (off the CPU, no runs, or small)."""
+    return runs is None or t.device.type != "cpu" or t.numel() * t.element_size() < _BLOCK_COPY_BYTES
+
+
 def take_rows(t: torch.Tensor, keep: torch.Tensor, runs: list[tuple[int, int, int]] | None) -> torch.Tensor:
     """``t.index_select(0, keep)`` into a new tensor.
 
@@ -51,7 +56,7 @@ def take_rows(t: torch.Tensor, keep: torch.Tensor, runs: list[tuple[int, int, in
     (about 20x slower than memcpy for the solver history), so with ``runs``
     (from :func:`_runs`) each run of consecutive kept rows is one block copy.
     """
-    if runs is None or t.device.type != "cpu" or t.numel() * t.element_size() < _BLOCK_COPY_BYTES:
+    if _gather(t, runs):
         return t.index_select(0, keep)
     out = t.new_empty((keep.numel(),) + tuple(t.shape[1:]))
     for s, d, n in runs:
@@ -65,7 +70,7 @@ def compact_rows_(t: torch.Tensor, keep: torch.Tensor, runs: list[tuple[int, int
     Kept rows move down within the same storage (no allocation, no page faults)
     and the result is the leading slice; elsewhere this is ``index_select``.
     """
-    if runs is None or t.device.type != "cpu" or t.numel() * t.element_size() < _BLOCK_COPY_BYTES:
+    if _gather(t, runs):
         return t.index_select(0, keep)
     for s, d, n in runs:
         shift = s - d
@@ -312,7 +317,7 @@ def run_fixed_point(
         if keep.numel() == 0:
             rows = keep
             return keep
-        runs = _runs(keep.tolist()) if z.device.type == "cpu" else None
+        runs = _runs(keep.tolist()) if cpu else None
         z_new = take_rows(z, keep, runs)
         best_z = z_new if best_z is z else take_rows(best_z, keep, runs)
         z = z_new
@@ -353,15 +358,12 @@ def run_fixed_point(
         clean = cpu_fast and math.isfinite(float(res.sum()))
         if clean:
             bad = None
-            if k == 0 and stop.divergence_factor is not None:
-                div_limit = stop.divergence_factor * res_abs
             improved = res < best_res
             best_res = torch.minimum(best_res, res)
         else:
             safeguarded = True
             bad = ~torch.isfinite(res)
             if k == 0:
-                div_limit = stop.divergence_factor * torch.where(bad, 0.0, res_abs) if stop.divergence_factor else None
                 exhausted = bad.clone()  # f(z0) non-finite: nothing to restart from
             else:
                 failures = failures + bad.long()
@@ -369,8 +371,11 @@ def run_fixed_point(
                 exhausted = exhausted | (failures > restart_budget)
             improved = (~bad) & (res < best_res)
             best_res = torch.where(improved, res, best_res)
-        if k > 0 and div_limit is not None:
-            diverged = diverged | (res_abs > div_limit)
+        if stop.divergence_factor is not None:
+            if k == 0:  # a non-finite first residual gets limit 0 (it is exhausted anyway)
+                div_limit = stop.divergence_factor * (res_abs if bad is None else torch.where(bad, 0.0, res_abs))
+            else:
+                diverged = diverged | (res_abs > div_limit)
         if cpu and bool(improved.all()):
             best_z = z  # every sample improved: keep a reference, no copy (z is never written in place)
         elif maybe_any(improved):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-
 from .base import FixedPointMethod, SolverInputError, SolverOptions
 from .registry import register_solver
 
