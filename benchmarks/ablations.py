@@ -7,9 +7,10 @@ on the same problems: wall time, overhead outside f per iteration, and the work
 done (f-rows). Answers must agree where the change does not alter the iteration
 (same NFE per sample), which the script checks and reports.
 
-Changes that cannot be switched off from outside are measured elsewhere: the
-args compacted once per retirement and the closure written in place (during
-development, see NOTES.md), the IFT adjoint compaction (``train_speed.py``).
+The closure written in place only matters when f is a closure over the whole
+batch (no ``args``: what the DEQ's adjoint solve was), so it is measured on that
+path: the variant "full, closure f" is its baseline. The IFT adjoint compaction
+is measured at training level (``train_speed.py``).
 
 Run: ``python benchmarks/ablations.py [--reps 7]`` (writes results/ablations.json).
 """
@@ -42,29 +43,42 @@ def patched(obj, name: str, value) -> Iterator[None]:
         setattr(obj, name, old)
 
 
-# name -> (what is switched off, context manager factory, solver options changed)
-VARIANTS: dict[str, tuple[str, Callable[[], contextlib.AbstractContextManager], dict]] = {
-    "full": ("nothing: the solver as shipped", contextlib.nullcontext, {}),
+# name -> (what is switched off, context manager factory, solver options changed, baseline variant).
+# The option "closure" (not a solver option) makes f a closure over the args instead of passing them.
+VARIANTS: dict[str, tuple[str, Callable[[], contextlib.AbstractContextManager], dict, str]] = {
+    "full": ("nothing: the solver as shipped", contextlib.nullcontext, {}, "full"),
     "no block-copy compaction": (
         "history and state compacted with index_select (an element-wise gather on the CPU) instead of "
         "block copies of runs of kept rows, and F/G reallocated instead of compacted in place",
-        lambda: patched(base_mod, "_BLOCK_COPY_BYTES", float("inf")), {}),
+        lambda: patched(base_mod, "_BLOCK_COPY_BYTES", float("inf")), {}, "full"),
     "no Gram-diagonal norm": (
         "residual norm by a separate pass over g (vector_norm) instead of the Gram row's diagonal entry",
-        lambda: patched(anderson_mod.Anderson, "residual_norm", FixedPointMethod.residual_norm), {}),
+        lambda: patched(anderson_mod.Anderson, "residual_norm", FixedPointMethod.residual_norm), {}, "full"),
     "no buffer views at retirement": (
         "f(z) and g copied at each retirement instead of handed back as views of the compacted history",
-        lambda: patched(anderson_mod.Anderson, "current", FixedPointMethod.current), {}),
+        lambda: patched(anderson_mod.Anderson, "current", FixedPointMethod.current), {}, "full"),
     "no clean-iteration loop": (
         "the loop's safeguard bookkeeping (non-finite checks, restart counters) runs every iteration",
-        lambda: patched(base_mod, "_CPU_FAST_PATH", False), {}),
+        lambda: patched(base_mod, "_CPU_FAST_PATH", False), {}, "full"),
     "no uniform window": (
         "Anderson builds the masked (m+1)x(m+1) bordered systems every step instead of solving the "
         "leading block of the incrementally kept float64 matrix",
-        lambda: patched(anderson_mod.Anderson, "uniform_fast_path", False), {}),
+        lambda: patched(anderson_mod.Anderson, "uniform_fast_path", False), {}, "full"),
     "no per-sample compaction": (
         "converged samples stay in the batch until all are done (compact_fraction=1: batch-wide work)",
-        contextlib.nullcontext, {"compact_fraction": 1.0}),
+        contextlib.nullcontext, {"compact_fraction": 1.0}, "full"),
+    "no args compaction at retirement": (
+        "the active rows of every batch arg gathered (index_select) at every evaluation instead of once "
+        "when samples retire",
+        lambda: patched(base_mod, "_ARGS_COMPACTED_AT_RETIREMENT", False), {}, "full"),
+    "full, closure f": (
+        "nothing, but f is a closure over the whole batch (no args: done samples stay in the batch, "
+        "frozen); the baseline of the next variant",
+        contextlib.nullcontext, {"closure": True}, "full, closure f"),
+    "no in-place closure": (
+        "closure f: the frozen full batch rebuilt as a new tensor (index_copy) at every evaluation "
+        "instead of written in place",
+        lambda: patched(base_mod, "_CLOSURE_IN_PLACE", False), {"closure": True}, "full, closure f"),
 }
 
 
@@ -77,8 +91,13 @@ def one(p, opts: dict) -> dict:
         f_time[0] += time.perf_counter() - t
         return out
 
+    opts = dict(opts)
+    if opts.pop("closure", False):
+        fn, args = (lambda z: f(z, *p.args)), ()
+    else:
+        fn, args = f, p.args
     t = time.perf_counter()
-    r = andersonn.solve(f, p.z0, method="anderson", args=p.args, tol=p.tol, max_iter=p.max_iter,
+    r = andersonn.solve(fn, p.z0, method="anderson", args=args, tol=p.tol, max_iter=p.max_iter,
                         store_trace=False, **opts)
     wall = time.perf_counter() - t
     return {"wall_s": wall, "f_s": f_time[0], "iterations": r.iterations, "f_rows": r.sample_evals,
@@ -87,7 +106,8 @@ def one(p, opts: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=7, help="timed repetitions (a multiple of the 7 variants "
+    ap.add_argument("--reps", type=int, default=len(VARIANTS), help="timed repetitions (a multiple of the "
+                    f"{len(VARIANTS)} variants "
                     "puts every variant equally often in every position)")
     ap.add_argument("--problems", nargs="*", default=["poster_random", "linear", "mixed"])
     args = ap.parse_args()
@@ -102,22 +122,26 @@ def main() -> None:
             # measure ~15% slow on the poster layer, whatever it was.
             shift = rep % len(names)
             for v in names[shift:] + names[:shift]:
-                _, ctx, opts = VARIANTS[v]
+                _, ctx, opts, _ = VARIANTS[v]
                 time.sleep(SETTLE_S)
                 with ctx():
                     r = one(p, opts)
                 if rep:
                     runs[v].append(r)
-        full = statistics.median(r["wall_s"] for r in runs["full"])
         rows = {}
         for v, rs in runs.items():
+            base = VARIANTS[v][3]
             row = {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "nfe"}
             row["switched_off"] = VARIANTS[v][0]
-            row["slowdown"] = row["wall_s"] / full
-            row["same_nfe"] = rs[0]["nfe"] == runs["full"][0]["nfe"]
+            row["baseline"] = base
+            # Ratio within each repetition (both ran minutes apart at most), then the median.
+            per_rep = [a["wall_s"] / b["wall_s"] for a, b in zip(rs, runs[base])]
+            row["slowdown"] = statistics.median(per_rep)
+            row["slowdown_per_rep"] = per_rep
+            row["same_nfe"] = rs[0]["nfe"] == runs[base][0]["nfe"]
             row["wall_all_s"] = [r["wall_s"] for r in rs]
             rows[v] = row
-            print(f"{name:14s} {v:30s} wall {row['wall_s']:.4f}s x{row['slowdown']:.2f} "
+            print(f"{name:14s} {v:34s} wall {row['wall_s']:.4f}s x{row['slowdown']:.2f} "
                   f"overhead/iter {1e3 * row['overhead_per_iter_s']:.2f} ms f-rows {row['f_rows']:.0f} "
                   f"same NFE {row['same_nfe']}", flush=True)
         out[name] = rows

@@ -72,16 +72,24 @@ def test_every_ablation_switches_something_off_and_keeps_the_answer():
     from andersonn.solvers import anderson as anderson_mod
 
     watched = lambda: (base._BLOCK_COPY_BYTES, base._CPU_FAST_PATH,  # noqa: E731
+                       base._ARGS_COMPACTED_AT_RETIREMENT, base._CLOSURE_IN_PLACE,
                        anderson_mod.Anderson.residual_norm, anderson_mod.Anderson.current,
                        anderson_mod.Anderson.uniform_fast_path)
     shipped = watched()
     a = torch.linspace(0.2, 0.95, 8, dtype=torch.float64)[:, None] * torch.linspace(0.5, 1.0, 32, dtype=torch.float64)
     ref = solve(lambda z, c: c * torch.tanh(z) + 1.0, torch.zeros(8, 32, dtype=torch.float64), args=(a,), tol=1e-10)
-    for name, (_, ctx, opts) in ablations.VARIANTS.items():
+    for name, (_, ctx, opts, baseline) in ablations.VARIANTS.items():
+        opts = dict(opts)
+        closure = opts.pop("closure", False)
         with ctx():
             changed = watched() != shipped or bool(opts)
-            r = solve(lambda z, c: c * torch.tanh(z) + 1.0, torch.zeros(8, 32, dtype=torch.float64), args=(a,),
-                      tol=1e-10, **opts)
-        assert changed == (name != "full"), name
+            if closure:
+                r = solve(lambda z: a * torch.tanh(z) + 1.0, torch.zeros(8, 32, dtype=torch.float64),
+                          tol=1e-10, **opts)
+            else:
+                r = solve(lambda z, c: c * torch.tanh(z) + 1.0, torch.zeros(8, 32, dtype=torch.float64),
+                          args=(a,), tol=1e-10, **opts)
+        assert changed == (name != baseline), name
+        assert baseline in ablations.VARIANTS, name
         assert torch.allclose(r.z, ref.z, atol=1e-9), name
     assert watched() == shipped  # every switch is put back

@@ -28,6 +28,12 @@ _BLOCK_COPY_BYTES = 1 << 20
 # On the CPU, skip the safeguard bookkeeping in iterations where every residual is finite
 # (tests set this False to check the general path gives the same answers).
 _CPU_FAST_PATH = True
+# Compact the batch args once when samples retire (False: gather the active rows of every arg at
+# every evaluation, as before; benchmarks/ablations.py measures the difference).
+_ARGS_COMPACTED_AT_RETIREMENT = True
+# For a closure f, write the active rows into the frozen full batch in place (False: a new
+# full-batch tensor per evaluation, as before; measured by benchmarks/ablations.py).
+_CLOSURE_IN_PLACE = True
 
 
 def _runs(keep: list[int]) -> list[tuple[int, int, int]]:
@@ -273,6 +279,7 @@ def run_fixed_point(
     restart_budget = stop.max_restarts if method.can_restart else 0
     cpu = device.type == "cpu"
     cpu_fast = cpu and _CPU_FAST_PATH
+    args_at_retirement, closure_in_place = _ARGS_COMPACTED_AT_RETIREMENT, _CLOSURE_IN_PLACE
     safeguarded = not cpu_fast  # True once some iteration needed the safeguards (always off the CPU)
 
     def evaluate(zk: torch.Tensor) -> torch.Tensor:
@@ -280,10 +287,12 @@ def run_fixed_point(
         if all_active:
             zin, a = zk.view(shape), tuple(args)
         elif compact:  # the args were compacted along with the state when samples retired
-            zin, a = zk.view((-1,) + tuple(shape[1:])), active_args
+            zin = zk.view((-1,) + tuple(shape[1:]))
+            a = active_args if args_at_retirement else tuple(t.index_select(0, rows) for t in args)
         else:  # closure over the whole batch: done samples stay frozen in out_z
             # (in place: out_z's active rows are only read after retire() overwrites them)
-            zin, a = out_z.index_copy_(0, rows, zk).view(shape), tuple(args)
+            full = out_z.index_copy_(0, rows, zk) if closure_in_place else out_z.index_copy(0, rows, zk)
+            zin, a = full.view(shape), tuple(args)
         out = f(zin, *a)
         if not isinstance(out, torch.Tensor):
             raise SolverInputError(f"f must return a tensor, got {type(out).__name__}")
@@ -322,7 +331,8 @@ def run_fixed_point(
         best_z = z_new if best_z is z else take_rows(best_z, keep, runs)
         z = z_new
         best_res = best_res.index_select(0, keep)
-        active_args = tuple(take_rows(a, keep, runs) for a in active_args)
+        if args_at_retirement:
+            active_args = tuple(take_rows(a, keep, runs) for a in active_args)
         restarts = restarts.index_select(0, keep)
         if div_limit is not None:
             div_limit = div_limit.index_select(0, keep)
