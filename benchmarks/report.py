@@ -25,7 +25,7 @@ def solver_table(d) -> list[str]:
            f"{d['env']['threads']} threads, torch {d['env']['torch']}; one full-batch f evaluation "
            f"{1e3 * d['f_eval_s']:.1f} ms standalone, "
            f"{1e3 * d['results']['andersonn anderson'].get('f_full_batch_in_run_s', d['f_eval_s']):.1f} ms inside "
-           "andersonn's solves; state {d['state_mb']:.1f} MB; medians of {d['reps']} interleaved runs "
+           f"andersonn's solves; state {d['state_mb']:.1f} MB; medians of {d['reps']} interleaved runs "
            "after a warm-up. Ratios are to `andersonn anderson` (x > 1: slower / more than ours); *wall x* is "
            "the median over repetitions of the ratio within a repetition, with its range.", "",
            "| solver | wall s | wall x | iterations | mean NFE | f-rows x | f ms/iter | overhead ms/iter "
