@@ -32,7 +32,7 @@ def tutorial_anderson(f: Callable[[torch.Tensor], torch.Tensor], z0: torch.Tenso
     for k in range(2, max_iter):
         n = min(k, m)
         G = F[:, :n] - X[:, :n]
-        H[:, 1:n + 1, 1:n + 1] = torch.bmm(G, G.transpose(1, 2)) + lam * torch.eye(n, dtype=z0.dtype)[None]
+        H[:, 1:n + 1, 1:n + 1] = torch.bmm(G, G.transpose(1, 2)) + lam * torch.eye(n, dtype=z0.dtype, device=z0.device)[None]
         alpha = torch.linalg.solve(H[:, :n + 1, :n + 1], y[:, :n + 1])[:, 1:n + 1, 0]
         X[:, k % m] = beta * (alpha[:, None] @ F[:, :n])[:, 0] + (1 - beta) * (alpha[:, None] @ X[:, :n])[:, 0]
         F[:, k % m] = f(X[:, k % m].view_as(z0)).reshape(b, -1)

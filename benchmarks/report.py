@@ -22,7 +22,9 @@ def _spread(r: dict) -> str:
 def solver_table(d) -> list[str]:
     out = [f"### `{d['problem']}`: {d['note']}", "",
            f"tol {d['tol']:g} (per-sample relative residual), max_iter {d['max_iter']}, m = {d['m']}, "
-           f"{d['env']['threads']} threads, torch {d['env']['torch']}; one full-batch f evaluation "
+           + (f"on {d['env']['gpu']} (CUDA {d['env'].get('cuda')}, times from CUDA events), "
+              if d["env"].get("gpu") else "")
+           + f"{d['env']['threads']} threads, torch {d['env']['torch']}; one full-batch f evaluation "
            f"{1e3 * d['f_eval_s']:.1f} ms standalone, "
            f"{1e3 * d['results']['andersonn anderson'].get('f_full_batch_in_run_s', d['f_eval_s']):.1f} ms inside "
            f"andersonn's solves; state {d['state_mb']:.1f} MB; medians of {d['reps']} interleaved runs "
@@ -70,6 +72,14 @@ def main() -> None:
     for name in ORDER:
         d = load(name)
         if d:
+            lines += solver_table(d)
+    gpu = [d for d in (load(f"{name}_cuda") for name in ORDER) if d]
+    if gpu:
+        lines += ["## The same suite on a GPU (`run_all.py --device cuda`)", "",
+                  "Wall and f times are CUDA-event times (synchronised before each solve, no synchronisation "
+                  "added inside the loops); *peak live* is the CUDA allocator's peak above the level before the "
+                  "solve, f's temporaries included; *peak RSS* does not apply. SciPy is CPU-only.", ""]
+        for d in gpu:
             lines += solver_table(d)
     sc = load("speed_changes")
     if sc:

@@ -1,6 +1,6 @@
 """``make bench``: every comparison in its own process, then the Markdown report.
 
-    python benchmarks/run_all.py [--reps 5] [--only linear mixed ...] [--skip-train]
+    python benchmarks/run_all.py [--reps 5] [--only linear mixed ...] [--skip-train] [--device cuda]
 
 Each problem of ``suite.py`` runs in a fresh interpreter (same f, inputs,
 tolerance and thread count for all solvers inside it), then ``speed_changes.py``
@@ -37,12 +37,17 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help=f"a subset of {PROBLEMS}")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-changes", action="store_true")
+    ap.add_argument("--device", default="cpu",
+                    help="cuda: run only the solver suite on the GPU (results/PROBLEM_cuda.json), then the report")
     args = ap.parse_args()
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "2")
     env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
     for p in args.only or PROBLEMS:
-        run(["suite.py", p, "--reps", str(args.reps)], env)
+        run(["suite.py", p, "--reps", str(args.reps), "--device", args.device], env)
+    if args.device != "cpu":
+        run(["report.py"], env)
+        return
     if not args.skip_changes:
         run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
         run(["ablations.py"], env)  # as many reps as variants, rotated: each in every position once

@@ -1,8 +1,10 @@
 """The solver benchmark suite: problems, peer solvers, and one comparison per process.
 
-``python benchmarks/suite.py PROBLEM`` runs every solver on one problem in this
-process (same f, inputs, tolerance, thread count; repetitions interleaved,
-medians reported) and writes ``benchmarks/results/PROBLEM.json``.
+``python benchmarks/suite.py PROBLEM [--device cuda]`` runs every solver on one
+problem in this process (same f, inputs, tolerance, thread count; repetitions
+interleaved, medians reported) and writes ``benchmarks/results/PROBLEM.json``
+(``PROBLEM_cuda.json`` on a GPU: times from CUDA events after a warm-up
+repetition, peak memory from the CUDA allocator; SciPy is CPU-only and left out).
 ``benchmarks/run_all.py`` runs every problem in its own process and writes the
 Markdown table.  Problems: ``poster_random``, ``poster_trained``, ``linear``, ``mixed``.
 """
@@ -21,7 +23,7 @@ from typing import Callable
 import torch
 
 import andersonn
-from common import TimedMap, environment, poster_layer_problem, save
+from common import Stopwatch, TimedMap, environment, poster_layer_problem, save
 from reference import tutorial_anderson
 
 M = 5  # history window of every Anderson-type solver
@@ -123,12 +125,12 @@ class Problem:
         return ((fz - z).flatten(1).norm(dim=1) / (fz.flatten(1).norm(dim=1) + 1e-12))
 
 
-def poster_problem(trained: bool, batch: int = 100) -> Problem:
+def poster_problem(trained: bool, batch: int = 100, device: str = "cpu") -> Problem:
     # "Trained-like": the poster's layer with conv init std 0.02 instead of 0.01.  Training
     # grows the conv weights and makes the map less contractive; at std 0.02 forward iteration
     # needs ~2x the steps of std 0.01 (and at 0.03 neither solver converges in 300 steps).
     std = 0.02 if trained else 0.01
-    f, x = poster_layer_problem(batch=batch, init_std=std)
+    f, x = poster_layer_problem(batch=batch, init_std=std, device=device)
     note = (f"poster's ImplicitConvBlock, batch {batch}, 48/64 channels, 32x32, conv init std {std}"
             + (" (trained-like: less contractive)" if trained else " (random init, as the tutorial)"))
     return Problem("poster_trained" if trained else "poster_random", f, (x,), torch.zeros_like(x), 1e-4, 100, note)
@@ -140,34 +142,35 @@ def _sym(n: int, lo: float, hi: float, seed: int) -> torch.Tensor:
     return (q @ torch.diag(torch.linspace(lo, hi, n, dtype=torch.float64)) @ q.T).float()
 
 
-def linear_problem(batch: int = 100, n: int = 1024, rho: float = 0.95) -> Problem:
-    A = _sym(n, -rho, rho, seed=1)
-    b = torch.randn(batch, n, generator=torch.Generator().manual_seed(2))
+def linear_problem(batch: int = 100, n: int = 1024, rho: float = 0.95, device: str = "cpu") -> Problem:
+    A = _sym(n, -rho, rho, seed=1).to(device)
+    b = torch.randn(batch, n, generator=torch.Generator().manual_seed(2)).to(device)
 
     def f(z, b):
         return torch.addmm(b, z, A)  # A symmetric: z A^T = z A
 
-    return Problem("linear", f, (b,), torch.zeros(batch, n), 1e-4, 500,
+    return Problem("linear", f, (b,), torch.zeros(batch, n, device=device), 1e-4, 500,
                    f"z = A z + b, A symmetric {n}x{n} with eigenvalues evenly in [-{rho}, {rho}], batch {batch}")
 
 
-def mixed_problem(batch: int = 100, n: int = 1024) -> Problem:
-    A = _sym(n, -1.0, 1.0, seed=3)
+def mixed_problem(batch: int = 100, n: int = 1024, device: str = "cpu") -> Problem:
+    A = _sym(n, -1.0, 1.0, seed=3).to(device)
     # Contraction factor per sample from 0.3 (easy) to 0.99 (hard), most of them easy.
-    s = (0.3 + 0.69 * torch.linspace(0, 1, batch) ** 4)[:, None]
-    b = 0.1 * torch.randn(batch, n, generator=torch.Generator().manual_seed(4))  # small: tanh stays near linear
+    s = (0.3 + 0.69 * torch.linspace(0, 1, batch) ** 4)[:, None].to(device)
+    # small b: tanh stays near linear
+    b = 0.1 * torch.randn(batch, n, generator=torch.Generator().manual_seed(4)).to(device)
 
     def f(z, s, b):
         return s * torch.tanh(z @ A) + b
 
-    return Problem("mixed", f, (s, b), torch.zeros(batch, n), 1e-4, 500,
+    return Problem("mixed", f, (s, b), torch.zeros(batch, n, device=device), 1e-4, 500,
                    f"z = s_i tanh(A z) + b, A symmetric {n}x{n} spectrum [-1, 1], per-sample s_i from 0.3 to 0.99 "
                    f"(quartic spacing: mostly easy), batch {batch}")
 
 
-PROBLEMS: dict[str, Callable[[], Problem]] = {
-    "poster_random": lambda: poster_problem(False),
-    "poster_trained": lambda: poster_problem(True),
+PROBLEMS: dict[str, Callable[..., Problem]] = {  # each takes device="cpu"
+    "poster_random": lambda device="cpu": poster_problem(False, device=device),
+    "poster_trained": lambda device="cpu": poster_problem(True, device=device),
     "linear": linear_problem,
     "mixed": mixed_problem,
 }
@@ -230,7 +233,7 @@ def run_scipy(p: Problem, timed):
     return torch.from_numpy(np.asarray(v, dtype=np.float32)).view(shape), timed.calls, timed.rows
 
 
-def solvers_for(problem: str) -> dict[str, Callable]:
+def solvers_for(problem: str, device: str = "cpu") -> dict[str, Callable]:
     s = {
         "andersonn anderson": run_andersonn("anderson", m=M),
         "andersonn forward": run_andersonn("forward"),
@@ -240,27 +243,30 @@ def solvers_for(problem: str) -> dict[str, Callable]:
     }
     if problem in ("linear", "mixed"):
         s["andersonn anderson lam_mode=absolute"] = run_andersonn("anderson", m=M, lam_mode="absolute")
-        s["scipy anderson (whole batch)"] = run_scipy
+        if torch.device(device).type == "cpu":  # SciPy works on host arrays only
+            s["scipy anderson (whole batch)"] = run_scipy
     return s
 
 
 # ----------------------------------------------------------------------------- measurement
 
 
-def measure(name: str, reps: int) -> dict:
+def measure(name: str, reps: int, device: str = "cpu") -> dict:
     torch.set_grad_enabled(False)
-    p = PROBLEMS[name]()
+    p = PROBLEMS[name](device=device)
+    cuda = torch.device(device).type == "cuda"
+    settle = SETTLE_S if not cuda else 0.0  # GPU runs are timed by events after a synchronisation
     batch = p.z0.shape[0]
-    # One full-batch f evaluation: the unit of "overhead as a fraction of f".
+    # One full-batch f evaluation, standalone (the share of f is taken from inside the solves).
     t_f = []
     for i in range(7):  # 2 warm-ups; the random input is made outside the timing
         z = torch.randn_like(p.z0)
-        t = time.perf_counter()
-        p.f(z, *p.args)
+        with Stopwatch(device) as sw:
+            p.f(z, *p.args)
         if i >= 2:
-            t_f.append(time.perf_counter() - t)
+            t_f.append(sw.seconds)
     t_f = statistics.median(t_f)
-    runners = solvers_for(name)
+    runners = solvers_for(name, device)
     samples: dict[str, list[dict]] = {k: [] for k in runners}
     rss: dict[str, float] = {}
     live: dict[str, float] = {}
@@ -274,7 +280,16 @@ def measure(name: str, reps: int) -> dict:
             run = runners[label]
             # Let the previous solver's thread pools go idle first: OpenBLAS threads (SciPy)
             # keep spinning for a while after a call and slowed whichever solver came next by ~1.7x.
-            time.sleep(SETTLE_S)
+            time.sleep(settle)
+            if rep == 1 and cuda:  # the CUDA allocator's peak: history, iterates and f's temporaries
+                torch.cuda.synchronize()
+                base_bytes = torch.cuda.memory_allocated()
+                torch.cuda.reset_peak_memory_stats()
+                run(p, TimedMap(p.f))
+                torch.cuda.synchronize()
+                live[label] = (torch.cuda.max_memory_allocated() - base_bytes) / 2**20
+                rss[label] = math.nan
+                continue
             if rep == 1:  # the RSS sampler thread competes for the GIL, so it never runs in a timed rep
                 sampled = LiveSampledMap(p.f) if LIVE_BYTES else TimedMap(p.f)
                 with RssPeak() as mem:
@@ -283,9 +298,9 @@ def measure(name: str, reps: int) -> dict:
                 live[label] = sampled.delta_mb if LIVE_BYTES else math.nan
                 continue
             timed = TimedMap(p.f)
-            t = time.perf_counter()
-            z, iters, rows = run(p, timed)
-            wall = time.perf_counter() - t
+            with Stopwatch(device) as sw:
+                z, iters, rows = run(p, timed)
+            wall = sw.seconds
             if rep == 0:
                 continue
             res = p.residual(z)
@@ -327,7 +342,7 @@ def measure(name: str, reps: int) -> dict:
     n = p.z0[0].numel()
     state_mb = batch * n * p.z0.element_size() / 2**20
     return {
-        "problem": name, "note": p.note, "env": environment(), "tol": p.tol, "max_iter": p.max_iter, "m": M,
+        "problem": name, "note": p.note, "env": environment(device), "tol": p.tol, "max_iter": p.max_iter, "m": M,
         "batch": batch, "state_mb": state_mb, "f_eval_s": t_f, "reps": reps,
         # F and G ring buffers (2m copies) plus the current and best iterates (2 copies).
         "andersonn_history_mb_analytical": (2 * M + 2) * state_mb,
@@ -337,8 +352,11 @@ def measure(name: str, reps: int) -> dict:
         "live_note": "live_peak_mb: peak of malloc'd bytes above the level before the solve, sampled just "
                      "before and after every call of f (glibc mallinfo2): what the solver keeps across "
                      "iterations (history, iterates, outputs, compacted args), not f's temporaries",
-        "timing_note": f"each run starts after {SETTLE_S} s idle (thread pools of the previous solver spin down); "
-                       "timed runs carry no memory sampler",
+        "timing_note": (f"each run starts after {SETTLE_S} s idle (thread pools of the previous solver spin down); "
+                        "timed runs carry no memory sampler") if not cuda else
+                       ("CUDA events around each solve (after a synchronisation) and around each call of f; "
+                        "repetition 0 warms up, repetition 1 measures memory; live_peak_mb is the CUDA "
+                        "allocator's peak above the level before the solve, f's temporaries included"),
         "results": rows,
     }
 
@@ -347,9 +365,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("problem", choices=sorted(PROBLEMS))
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N for the GPU table")
     args = ap.parse_args()
-    payload = measure(args.problem, args.reps)
-    path = save(args.problem, payload)
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: this machine has no CUDA device")
+    payload = measure(args.problem, args.reps, args.device)
+    kind = torch.device(args.device).type
+    path = save(args.problem if kind == "cpu" else f"{args.problem}_{kind}", payload)
     for k, r in payload["results"].items():
         print(f"{args.problem:15s} {k:38s} wall {r['wall_s']:7.3f}s x{r['wall_ratio']:5.2f} nfe {r['mean_nfe']:6.1f} "
               f"ovh/it {1e3 * r['overhead_per_iter_s']:7.2f}ms ({100 * r['overhead_fraction_of_f']:5.1f}% f) "

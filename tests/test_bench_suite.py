@@ -1,0 +1,57 @@
+"""The benchmark suite's device plumbing: what a GPU session would run must work on the CPU too."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+common = pytest.importorskip("common")
+suite = pytest.importorskip("suite")
+
+
+def test_stopwatch_and_timed_map_measure_cpu_work():
+    calls = []
+
+    def f(z, b):
+        calls.append(z.shape[0])
+        return 0.5 * z + b
+
+    timed = common.TimedMap(f)
+    z, b = torch.zeros(4, 3), torch.ones(4, 3)
+    with common.Stopwatch("cpu") as sw:
+        for _ in range(3):
+            z = timed(z, b)
+    assert sw.seconds > 0.0 and timed.seconds > 0.0
+    assert timed.seconds <= sw.seconds
+    assert (timed.calls, timed.rows) == (3, 12) and calls == [4, 4, 4]
+
+
+@pytest.mark.parametrize("name", ["linear", "mixed"])
+def test_problems_build_on_a_named_device_and_every_peer_solves_them(name):
+    p = suite.PROBLEMS[name](device="cpu")
+    assert p.z0.device.type == "cpu" and all(a.device.type == "cpu" for a in p.args)
+    runners = suite.solvers_for(name, "cpu")
+    assert "scipy anderson (whole batch)" in runners
+    for label in ("andersonn anderson", "tutorial anderson (reference)"):
+        z, iters, rows = runners[label](p, common.TimedMap(p.f))
+        assert float(p.residual(z).max()) < 2 * p.tol, label
+        assert iters > 1 and rows >= iters
+
+
+def test_scipy_is_left_out_off_the_cpu():
+    # SciPy works on host arrays; on a GPU its row would measure device-to-host copies.
+    assert "scipy anderson (whole batch)" not in suite.solvers_for("linear", "cuda")
+    assert "andersonn anderson" in suite.solvers_for("linear", "cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_flag_without_a_gpu_says_so():
+    r = subprocess.run([sys.executable, "suite.py", "linear", "--device", "cuda"], cwd=BENCH,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "no CUDA device" in r.stderr
+    assert "Traceback" not in r.stderr
