@@ -12,7 +12,7 @@ batch (no ``args``: what the DEQ's adjoint solve was), so it is measured on that
 path: the variant "full, closure f" is its baseline. The IFT adjoint compaction
 is measured at training level (``train_speed.py``).
 
-Run: ``python benchmarks/ablations.py [--reps 7]`` (writes results/ablations.json).
+Run: ``python benchmarks/ablations.py [--reps 10]`` (writes results/ablations.json).
 """
 
 from __future__ import annotations
