@@ -11,6 +11,7 @@ from .solvers import (
     SolverInputError,
     SolverResult,
     SolverStatus,
+    Workspace,
     available_solvers,
     register_solver,
     solve,
@@ -20,5 +21,5 @@ from .deq import DEQ
 __version__ = "0.1.0"
 __all__ = [
     "solve", "SolverResult", "SolverStatus", "SolverInputError", "register_solver",
-    "available_solvers", "DEQ", "__version__",
+    "available_solvers", "DEQ", "Workspace", "__version__",
 ]

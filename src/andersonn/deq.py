@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .solvers import SolverInputError, SolverResult, get_solver, solve
+from .solvers import SolverInputError, SolverResult, Workspace, get_solver, solve
 
 __all__ = ["DEQ"]
 
@@ -45,7 +45,7 @@ class _ImplicitBackward(torch.autograd.Function):
                 (vjp,) = torch.autograd.grad(fz, z_leaf, g, retain_graph=True)
                 return vjp + grad
 
-            result = solve(adjoint_map, torch.zeros_like(grad), **options)
+            result = solve(adjoint_map, torch.zeros_like(grad), workspace=deq.workspace, **options)
         else:
             # graph[0] is the z-rows tensor the current graph was built from; the solver hands
             # the same tensor object back until it compacts the batch, so identity marks staleness.
@@ -59,7 +59,8 @@ class _ImplicitBackward(torch.autograd.Function):
                 (vjp,) = torch.autograd.grad(graph[1], graph[2], g, retain_graph=True)
                 return vjp + u
 
-            result = solve(adjoint_map, torch.zeros_like(grad), args=(grad, z_leaf, x.detach()), **options)
+            result = solve(adjoint_map, torch.zeros_like(grad), args=(grad, z_leaf, x.detach()),
+                           workspace=deq.workspace, **options)
             graph.clear()
         deq.last_backward = result
         return result.z, None, None, None
@@ -86,6 +87,11 @@ class DEQ(nn.Module):
         backward_compact: drop samples whose adjoint has converged from the adjoint solve
             (f is re-applied to the remaining rows at each compaction); ``False`` keeps the
             whole batch in every vector-Jacobian product.
+        reuse_buffers: keep the solvers' history buffers in :attr:`workspace` between calls
+            (the forward and adjoint solves share them), so repeated solves of the same
+            shapes skip allocating, zeroing and page-faulting them; the memory (2m state
+            copies for Anderson) stays held until ``deq.workspace.clear()``. ``False``
+            allocates afresh every solve.
         **solver_options: options of the forward solver (e.g. ``m=5, lam=1e-4, beta=1.0``).
 
     Example:
@@ -112,6 +118,7 @@ class DEQ(nn.Module):
         backward_max_iter: int = 50,
         backward_options: dict[str, Any] | None = None,
         backward_compact: bool = True,
+        reuse_buffers: bool = True,
         **solver_options: Any,
     ) -> None:
         super().__init__()
@@ -133,6 +140,14 @@ class DEQ(nn.Module):
         get_solver(backward_solver).Options.from_kwargs(backward_solver, **self.backward_options)
         self.last_forward: SolverResult | None = None
         self.last_backward: SolverResult | None = None
+        self.workspace: Workspace | None = Workspace() if reuse_buffers else None
+
+    def _replicate_for_data_parallel(self) -> "DEQ":
+        # nn.DataParallel runs replicas in threads: each needs its own buffers (a shared
+        # Workspace would be refused by the second concurrent solve).
+        replica = super()._replicate_for_data_parallel()
+        replica.workspace = Workspace() if self.workspace is not None else None
+        return replica
 
     def solve_forward(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> SolverResult:
         """Solve z* = f(z*, x) without gradients and return the full :class:`SolverResult`."""
@@ -148,7 +163,7 @@ class DEQ(nn.Module):
             raise SolverInputError(f"z0 batch {z0.shape[0]} differs from x batch {x.shape[0]}")
         result = solve(
             self.f, z0.detach(), method=self.solver, args=(x.detach(),),
-            tol=self.tol, max_iter=self.max_iter, **self.solver_options,
+            tol=self.tol, max_iter=self.max_iter, workspace=self.workspace, **self.solver_options,
         )
         self.last_forward = result
         return result

@@ -3,6 +3,7 @@
 from .base import FixedPointMethod, SolverInputError, SolverOptions, StopRule, run_fixed_point
 from .registry import available_solvers, get_solver, register_solver, solve
 from .result import SolverResult, SolverStatus
+from .workspace import Workspace
 from . import forward as _forward  # noqa: F401  (registers "forward")
 from . import anderson as _anderson  # noqa: F401  (registers "anderson")
 from .anderson import Anderson, AndersonOptions
@@ -11,5 +12,5 @@ from .forward import ForwardIteration, ForwardOptions
 __all__ = [
     "solve", "SolverResult", "SolverStatus", "SolverInputError", "register_solver", "available_solvers",
     "get_solver", "FixedPointMethod", "SolverOptions", "StopRule", "run_fixed_point",
-    "Anderson", "AndersonOptions", "ForwardIteration", "ForwardOptions",
+    "Anderson", "AndersonOptions", "ForwardIteration", "ForwardOptions", "Workspace",
 ]

@@ -14,9 +14,12 @@ import dataclasses
 import difflib
 import inspect
 import math
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import torch
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 from .result import SolverResult, SolverStatus
 
@@ -167,6 +170,8 @@ class FixedPointMethod:
     name: ClassVar[str] = ""
     Options: ClassVar[type[SolverOptions]] = SolverOptions
     can_restart: ClassVar[bool] = False
+    # Set by the loop before start(): buffers a method may reuse across solves (or None).
+    workspace: "Workspace | None" = None
 
     def __init__(self, options: SolverOptions) -> None:
         self.options = options
@@ -227,6 +232,7 @@ def run_fixed_point(
     stop: StopRule,
     args: Sequence[torch.Tensor] = (),
     store_trace: bool = True,
+    workspace: "Workspace | None" = None,
 ) -> SolverResult:
     """Run ``method`` on ``z = f(z, *args)`` from ``z0``; see :func:`andersonn.solve`.
 
@@ -234,7 +240,27 @@ def run_fixed_point(
     batch and f is called on the active rows only.  Without them f is a closure
     over the whole batch, so it is called on the full batch with done samples
     frozen (their result no longer changes, but their evaluations still cost).
+    A ``workspace`` lends the method buffers kept from earlier solves.
     """
+    if workspace is None:
+        return _run(f, z0, method, stop, args, store_trace)
+    workspace.acquire()
+    try:
+        method.workspace = workspace
+        return _run(f, z0, method, stop, args, store_trace)
+    finally:
+        method.workspace = None
+        workspace.release()
+
+
+def _run(
+    f: Callable[..., torch.Tensor],
+    z0: torch.Tensor,
+    method: FixedPointMethod,
+    stop: StopRule,
+    args: Sequence[torch.Tensor],
+    store_trace: bool,
+) -> SolverResult:
     _validate_z0(z0)
     stop.validate()
     shape = z0.shape

@@ -8,6 +8,7 @@ import torch
 
 from .base import FixedPointMethod, SolverInputError, StopRule, run_fixed_point
 from .result import SolverResult
+from .workspace import Workspace
 
 __all__ = ["register_solver", "available_solvers", "get_solver", "solve"]
 
@@ -68,6 +69,7 @@ def solve(
     check_every: int | None = None,
     compact_fraction: float = 0.1,
     store_trace: bool = True,
+    workspace: Workspace | None = None,
     **options: Any,
 ) -> SolverResult:
     """Find z* = f(z*, *args) for every sample of a batch.
@@ -93,6 +95,9 @@ def solve(
             fraction of it (compaction copies the solver history, so retiring one
             sample at a time would cost more than it saves); 0 retires at once.
         store_trace: keep the residual of every iteration (for plots).
+        workspace: a :class:`Workspace` whose buffers (Anderson's history) are reused by
+            later solves with the same shapes, saving their allocation, zero fill and
+            page faults (a DEQ layer keeps one); None allocates afresh.
         **options: the method's own options (e.g. ``m``, ``lam``, ``beta`` for Anderson);
             an unknown one raises :class:`SolverInputError`.
 
@@ -118,4 +123,4 @@ def solve(
         compact_fraction=compact_fraction,
     )
     with torch.no_grad():
-        return run_fixed_point(f, z0, cls(opts), stop, args=args, store_trace=store_trace)
+        return run_fixed_point(f, z0, cls(opts), stop, args=args, store_trace=store_trace, workspace=workspace)
