@@ -180,10 +180,13 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {  # each takes device="cpu"
 # Each runner returns (z, iterations, f-row evaluations); f is a TimedMap.
 
 
-def run_andersonn(method, **opts):
+def run_andersonn(method, reuse_buffers: bool = False, **opts):
+    # With reuse_buffers, one Workspace lives across this process's repetitions, as in a DEQ layer.
+    ws = andersonn.Workspace() if reuse_buffers else None
+
     def run(p: Problem, timed):
         r = andersonn.solve(timed, p.z0, method=method, args=p.args, tol=p.tol, max_iter=p.max_iter,
-                            store_trace=False, **opts)
+                            store_trace=False, workspace=ws, **opts)
         return r.z, r.iterations, r.sample_evals
 
     return run
@@ -236,6 +239,7 @@ def run_scipy(p: Problem, timed):
 def solvers_for(problem: str, device: str = "cpu") -> dict[str, Callable]:
     s = {
         "andersonn anderson": run_andersonn("anderson", m=M),
+        "andersonn anderson, reused buffers": run_andersonn("anderson", reuse_buffers=True, m=M),
         "andersonn forward": run_andersonn("forward"),
         "tutorial anderson (reference)": run_reference,
         "torchdeq anderson": run_torchdeq("anderson"),

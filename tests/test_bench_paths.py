@@ -81,6 +81,8 @@ def test_every_ablation_switches_something_off_and_keeps_the_answer():
     for name, (_, ctx, opts, baseline) in ablations.VARIANTS.items():
         opts = dict(opts)
         closure = opts.pop("closure", False)
+        if opts.pop("workspace", False):
+            opts["workspace"] = ablations._WORKSPACE
         with ctx():
             changed = watched() != shipped or bool(opts)
             if closure:

@@ -168,11 +168,14 @@ def train(
     optimizer steps, as an interruption would (used by the tests).
 
     Example:
-        >>> cfg = TrainConfig(dataset="digits", epochs=1, max_train=200, max_test=100, out_dir="/tmp/ann-doc",
-        ...                   channels=16, inner_channels=16, max_iter=10)
+        >>> import tempfile
+        >>> cfg = TrainConfig(dataset="digits", epochs=1, max_train=200, max_test=100,
+        ...                   out_dir=tempfile.mkdtemp(prefix="ann-doc-"), channels=16, inner_channels=16,
+        ...                   max_iter=10)
         >>> result = train(cfg, progress=False)
         >>> result.completed, 0.0 <= result.summary["test_accuracy"] <= 1.0
         (True, True)
+        >>> import shutil; shutil.rmtree(cfg.out_dir)
     """
     cfg.validate()
     info, device = D.setup(cfg.device)
