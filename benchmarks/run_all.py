@@ -6,7 +6,7 @@ Each problem of ``suite.py`` runs in a fresh interpreter (same f, inputs,
 tolerance and thread count for all solvers inside it), then ``speed_changes.py``
 (before/after of the solver speed work), ``ablations.py`` (each change
 switched off alone), ``compile_probe.py`` (torch.compile of the
-loop body and of f), then ``train_speed.py`` (epochs of DEQ training on the demo's
+loop body and of f), ``malloc_probe.py`` (the CPU allocator setting), then ``train_speed.py`` (epochs of DEQ training on the demo's
 dataset), then ``report.py`` writes ``benchmarks/results/README.md``.
 The thread count is ``OMP_NUM_THREADS`` (default 2) for every process.
 """
@@ -52,6 +52,7 @@ def main() -> None:
         run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
         run(["ablations.py"], env)  # as many reps as variants, rotated: each in every position once
         run(["compile_probe.py"], env)
+        run(["malloc_probe.py", "--train"], env)  # tuned vs default glibc allocator, fresh processes
     if not args.skip_train:
         # Epochs vary by up to 50% between repetitions on a shared machine: 3 repetitions, not 2.
         run(["train_speed.py", "--reps", str(min(args.reps, 3))], env)

@@ -17,9 +17,10 @@ from .solvers import (
     solve,
 )
 from .deq import DEQ
+from .runtime import tune_cpu_allocator
 
 __version__ = "0.1.0"
 __all__ = [
     "solve", "SolverResult", "SolverStatus", "SolverInputError", "register_solver",
-    "available_solvers", "DEQ", "Workspace", "__version__",
+    "available_solvers", "DEQ", "Workspace", "tune_cpu_allocator", "__version__",
 ]

@@ -13,7 +13,9 @@ import typer
 app = typer.Typer(
     help="Deep AndersoNN: deep equilibrium networks with Anderson-accelerated fixed points.\n\n"
     "Train DEQ classifiers with forward iteration ('standard') or Anderson ('accelerated'), compare them "
-    "as in the poster's results table, and run the residual and m trade-off analyses.",
+    "as in the poster's results table, and run the residual and m trade-off analyses.\n\n"
+    "On Linux/glibc the command serves tensors up to 32 MiB from the C heap and keeps freed memory for "
+    "reuse (1.2x faster CPU solves, higher resident memory); ANDERSONN_TUNE_MALLOC=0 turns that off.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 
@@ -270,6 +272,11 @@ def _print_table(results: dict) -> None:
 
 
 def main() -> None:
+    # Large tensors from glibc's heap instead of one mmap each: 1.2x on CPU solves
+    # (andersonn.runtime; ANDERSONN_TUNE_MALLOC=0 turns it off).
+    from .runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
     app()
 
 

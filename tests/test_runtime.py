@@ -1,0 +1,45 @@
+"""The CPU allocator setting: it must change where big tensors come from, and be switchable off."""
+
+import subprocess
+import sys
+
+import pytest
+
+from andersonn import runtime
+
+pytestmark = pytest.mark.skipif(runtime._glibc() is None, reason="needs glibc")
+
+# A child process (the setting is process-wide): how many bytes of a fresh 20 MB tensor are mmapped.
+PROBE = """
+import ctypes, torch, andersonn
+class M(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6"); libc.mallinfo2.restype = M
+tuned = andersonn.tune_cpu_allocator()
+before = libc.mallinfo2().hblkhd
+t = torch.empty(5_000_000)
+print(tuned, libc.mallinfo2().hblkhd - before)
+"""
+
+
+def _run(env_value: str) -> tuple[str, int]:
+    import os
+
+    env = dict(os.environ, ANDERSONN_TUNE_MALLOC=env_value)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+    tuned, mmapped = out.stdout.split()
+    return tuned, int(mmapped)
+
+
+def test_tuned_process_serves_a_20mb_tensor_from_the_heap():
+    assert _run("1") == ("True", 0)
+
+
+def test_switched_off_process_keeps_glibc_defaults():
+    tuned, mmapped = _run("0")
+    assert tuned == "False" and mmapped >= 20_000_000
+
+
+def test_repeated_calls_agree():
+    assert runtime.tune_cpu_allocator() == runtime.tune_cpu_allocator()
