@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import andersonn
-from andersonn import DEQ, SolverInputError, Workspace, solve
+from andersonn import DEQ, Workspace, solve
 from andersonn.solvers import anderson as anderson_mod
 
 from test_solvers import nan_on_call
@@ -95,23 +95,73 @@ def test_new_shapes_replace_the_buffers():
     assert ws.nbytes == 0
 
 
-def test_a_nested_solve_on_the_same_workspace_is_refused_and_the_workspace_freed():
+def test_a_solve_that_finds_the_workspace_in_use_allocates_its_own():
     ws = Workspace()
-    inner_error = []
+    inner = []
+
+    def f(z):  # a nested solve on the same workspace, while the outer one holds it
+        inner.append(solve(lambda y: 0.5 * y + 1.0, torch.zeros(2, 3), workspace=ws, tol=1e-10))
+        return 0.5 * z + 2.0
+
+    r = solve(f, torch.zeros(2, 3), workspace=ws, tol=1e-10)
+    assert r.status.name == "SUCCESS" and torch.allclose(r.z, torch.full((2, 3), 4.0))
+    assert inner and all(torch.allclose(q.z, torch.full((2, 3), 2.0)) for q in inner)
+    assert ws.acquire()  # released after the solve
+    ws.release()
+
+
+def test_an_error_inside_f_releases_the_workspace():
+    ws = Workspace()
 
     def f(z):
-        try:
-            solve(lambda y: 0.5 * y, torch.ones(2, 3), workspace=ws)
-        except SolverInputError as e:
-            inner_error.append(str(e))
-            raise
-        return 0.5 * z
+        raise ValueError("boom")
 
-    with pytest.raises(SolverInputError, match="already in use"):
+    with pytest.raises(ValueError, match="boom"):
         solve(f, torch.zeros(2, 3), workspace=ws)
-    assert inner_error
-    r = solve(lambda y: 0.5 * y + 1.0, torch.zeros(2, 3), workspace=ws, tol=1e-8)  # released after the error
-    assert r.status.name == "SUCCESS"
+    assert ws.acquire()
+    ws.release()
+
+
+def test_threads_sharing_one_deq_all_get_the_right_answer():
+    import threading
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(16, 16).double()
+    deq = DEQ(lambda z, x: torch.tanh(0.6 * lin(z) + x), m=3, tol=1e-10, max_iter=200)
+    xs = [torch.randn(32, 16, dtype=torch.float64) for _ in range(6)]
+    with torch.no_grad():
+        ref = [DEQ(deq.f, m=3, tol=1e-10, max_iter=200, reuse_buffers=False)(x) for x in xs]
+    out: dict[int, torch.Tensor] = {}
+    errors: list[BaseException] = []
+
+    def work(i):
+        try:
+            with torch.no_grad():
+                for _ in range(3):
+                    out[i] = deq(xs[i])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i, r in enumerate(ref):
+        # Shared buffers would give wrong answers; concurrent BLAS calls may round differently (1 ulp).
+        assert torch.allclose(out[i], r, rtol=0, atol=1e-12), (i, float((out[i] - r).abs().max()))
+
+
+def test_buffers_made_under_inference_mode_do_not_break_training():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(6, 6)
+    deq = DEQ(lambda z, x: torch.tanh(0.5 * lin(z) + x), m=3)
+    x = torch.randn(4, 6)
+    with torch.inference_mode():
+        deq(x)
+    deq(x).sum().backward()  # writes into the buffers outside inference mode
+    assert lin.weight.grad is not None and deq.last_backward is not None
 
 
 def test_deq_with_and_without_buffer_reuse_gives_the_same_outputs_and_gradients():
@@ -124,12 +174,18 @@ def test_deq_with_and_without_buffer_reuse_gives_the_same_outputs_and_gradients(
     x = torch.randn(9, 6, dtype=torch.float64)
     outs = {}
     for reuse in (False, True):
+        # Same m forward and backward: the adjoint solve reuses the forward solve's buffers.
         deq = DEQ(block, m=3, tol=1e-9, backward_tol=1e-9, max_iter=100, backward_max_iter=100,
-                  reuse_buffers=reuse)
+                  backward_options={"m": 3}, reuse_buffers=reuse)
+        ptrs = []
         for _ in range(2):  # the second call reuses what the first left
             lin.zero_grad()
             z = deq(x)
             (z ** 2).sum().backward()
+            if reuse:
+                ptrs.append(sorted(t.data_ptr() for t in deq.workspace._buffers.values()))
+        if reuse:
+            assert len(ptrs[0]) == 2 and ptrs[0] == ptrs[1]  # one F and one G, kept across calls
         outs[reuse] = (z.detach(), lin.weight.grad.clone())
         assert (deq.workspace is not None) == reuse
     assert torch.equal(outs[True][0], outs[False][0])

@@ -142,9 +142,14 @@ class DEQ(nn.Module):
         self.last_backward: SolverResult | None = None
         self.workspace: Workspace | None = Workspace() if reuse_buffers else None
 
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "workspace" not in self.__dict__:  # a layer pickled before workspaces existed
+            self.workspace = Workspace()
+
     def _replicate_for_data_parallel(self) -> "DEQ":
-        # nn.DataParallel runs replicas in threads: each needs its own buffers (a shared
-        # Workspace would be refused by the second concurrent solve).
+        # nn.DataParallel runs replicas in threads: each gets its own buffers (with a shared
+        # Workspace all but one concurrent solve would allocate afresh).
         replica = super()._replicate_for_data_parallel()
         replica.workspace = Workspace() if self.workspace is not None else None
         return replica

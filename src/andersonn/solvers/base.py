@@ -240,11 +240,11 @@ def run_fixed_point(
     batch and f is called on the active rows only.  Without them f is a closure
     over the whole batch, so it is called on the full batch with done samples
     frozen (their result no longer changes, but their evaluations still cost).
-    A ``workspace`` lends the method buffers kept from earlier solves.
+    A ``workspace`` lends the method buffers kept from earlier solves (unless another
+    solve holds it: then this one allocates its own).
     """
-    if workspace is None:
+    if workspace is None or not workspace.acquire():
         return _run(f, z0, method, stop, args, store_trace)
-    workspace.acquire()
     try:
         method.workspace = workspace
         return _run(f, z0, method, stop, args, store_trace)

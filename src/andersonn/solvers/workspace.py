@@ -8,15 +8,16 @@ buffers back when the shapes repeat, so that cost is paid once.
 
 The buffers hold the previous solve's values, not zeros; a method that needs zeros
 (e.g. Anderson's masked path) clears what it reads. Nothing a solve returns aliases
-them. One solve at a time may use a workspace: a nested or concurrent solve on the
-same one is refused rather than allowed to overwrite the history in use.
+them. One solve at a time uses a workspace: a solve that finds it in use (a nested
+solve, or another thread running the same DEQ layer) allocates its own buffers, as
+without a workspace.
 """
 
 from __future__ import annotations
 
-import torch
+import threading
 
-from .base import SolverInputError
+import torch
 
 __all__ = ["Workspace"]
 
@@ -42,7 +43,7 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[str, torch.Tensor] = {}
-        self._busy = False
+        self._lock = threading.Lock()
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype,
             device: torch.device) -> tuple[torch.Tensor, bool]:
@@ -52,7 +53,9 @@ class Workspace:
         """
         shape = tuple(int(s) for s in shape)
         t = self._buffers.get(name)
-        if t is not None and tuple(t.shape) == shape and t.dtype == dtype and t.device == torch.device(device):
+        # A buffer made under torch.inference_mode() cannot be written outside it.
+        usable = t is not None and not (t.is_inference() and not torch.is_inference_mode_enabled())
+        if usable and tuple(t.shape) == shape and t.dtype == dtype and t.device == torch.device(device):
             return t, False
         self._buffers.pop(name, None)  # free the old one before allocating its replacement
         t = torch.zeros(shape, dtype=dtype, device=device)
@@ -68,16 +71,12 @@ class Workspace:
         """Drop every buffer (the next solve allocates afresh)."""
         self._buffers.clear()
 
-    def acquire(self) -> None:
-        if self._busy:
-            raise SolverInputError(
-                "this Workspace is already in use by a running solve (a nested or concurrent solve); "
-                "give each concurrent solve its own Workspace"
-            )
-        self._busy = True
+    def acquire(self) -> bool:
+        """Take the workspace for one solve; False if another solve holds it (never blocks)."""
+        return self._lock.acquire(blocking=False)
 
     def release(self) -> None:
-        self._busy = False
+        self._lock.release()
 
     # A copied or pickled layer gets an empty workspace: buffers are a cache, not state.
     def __deepcopy__(self, memo: dict) -> "Workspace":
