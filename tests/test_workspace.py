@@ -149,8 +149,9 @@ def test_threads_sharing_one_deq_all_get_the_right_answer():
         t.join()
     assert not errors, errors
     for i, r in enumerate(ref):
-        # Shared buffers would give wrong answers; concurrent BLAS calls may round differently (1 ulp).
-        assert torch.allclose(out[i], r, rtol=0, atol=1e-12), (i, float((out[i] - r).abs().max()))
+        # Shared buffers give errors of ~0.3 (a mutant sharing them was checked); concurrent BLAS
+        # calls may round differently, and a last-digit change can move a stop by one iteration.
+        assert torch.allclose(out[i], r, rtol=0, atol=1e-7), (i, float((out[i] - r).abs().max()))
 
 
 def test_buffers_made_under_inference_mode_do_not_break_training():
