@@ -107,9 +107,9 @@ class Anderson(FixedPointMethod):
                 self.F.zero_()
                 self.G.zero_()
                 self._stale = False
-        # While the buffers hold an earlier solve's values: columns 0.._written-1 are this solve's.
-        # The uniform window reads only those; the masked path clears the rest on entry.
-        self._written = 0
+        # While the buffers hold an earlier solve's values, only columns 0..min(k, m-1) are this
+        # solve's: the uniform window reads only those, the masked path clears the rest on entry.
+        self.k = -1
         # The bordered matrix [[0, 1^T], [1, G^T G]] in float64, one row/column written per step;
         # the regularisation is added to a copy at each solve.
         self.A = torch.zeros(b, m + 1, m + 1, dtype=torch.float64, device=z.device)
@@ -154,9 +154,8 @@ class Anderson(FixedPointMethod):
         return v
 
     def residual(self, z, fz, k):
+        self.k = k
         self.j = j = k % self.m
-        if self._stale and j >= self._written:
-            self._written = j + 1
         g, g3, f_j, self.g_norm2, _, _ = self._col(j)
         torch.sub(fz, z, out=g)
         f_j.copy_(fz)
@@ -226,7 +225,7 @@ class Anderson(FixedPointMethod):
             # Reused buffers: the masked solve and mix read every column (with weight 0 for the
             # invalid ones, and 0 x an old NaN is NaN), so columns this solve never wrote, and
             # their Gram entries, become what fresh zeroed buffers would have held.
-            c = self._written
+            c = min(self.k + 1, self.m)  # columns written by residual() so far
             self.F[:, c:].zero_()
             self.G[:, c:].zero_()
             self.row3[:, :, c:].zero_()
