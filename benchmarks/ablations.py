@@ -29,7 +29,7 @@ import andersonn
 from andersonn.solvers import anderson as anderson_mod
 from andersonn.solvers import base as base_mod
 from andersonn.solvers.base import FixedPointMethod
-from common import environment, save
+from common import TimedMap, environment, save
 from suite import PROBLEMS, SETTLE_S
 
 
@@ -88,14 +88,7 @@ _WORKSPACE = andersonn.Workspace()  # lives across this process's repetitions
 
 
 def one(p, opts: dict) -> dict:
-    f_time = [0.0]
-
-    def f(z, *a):
-        t = time.perf_counter()
-        out = p.f(z, *a)
-        f_time[0] += time.perf_counter() - t
-        return out
-
+    f = TimedMap(p.f)
     opts = dict(opts)
     if opts.pop("workspace", False):
         opts["workspace"] = _WORKSPACE
@@ -107,8 +100,8 @@ def one(p, opts: dict) -> dict:
     r = andersonn.solve(fn, p.z0, method="anderson", args=args, tol=p.tol, max_iter=p.max_iter,
                         store_trace=False, **opts)
     wall = time.perf_counter() - t
-    return {"wall_s": wall, "f_s": f_time[0], "iterations": r.iterations, "f_rows": r.sample_evals,
-            "overhead_per_iter_s": (wall - f_time[0]) / r.iterations, "nfe": r.nfe.tolist()}
+    return {"wall_s": wall, "f_s": f.seconds, "iterations": r.iterations, "f_rows": r.sample_evals,
+            "overhead_per_iter_s": (wall - f.seconds) / r.iterations, "nfe": r.nfe.tolist()}
 
 
 def main() -> None:

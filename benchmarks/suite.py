@@ -12,7 +12,6 @@ Markdown table.  Problems: ``poster_random``, ``poster_trained``, ``linear``, ``
 from __future__ import annotations
 
 import argparse
-import ctypes
 import math
 import statistics
 import sys
@@ -23,6 +22,7 @@ from typing import Callable
 import torch
 
 import andersonn
+from andersonn.runtime import malloc_stats, trim_heap
 from common import Stopwatch, TimedMap, environment, poster_layer_problem, save
 from reference import tutorial_anderson
 
@@ -39,12 +39,7 @@ class RssPeak:
         self.proc = psutil.Process()
 
     def __enter__(self):
-        try:  # hand freed heap memory back to the OS so the baseline is not inflated by earlier runs
-            import ctypes
-
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+        trim_heap()  # hand freed heap memory back to the OS so the baseline is not inflated by earlier runs
         self.base = self.peak = self.proc.memory_info().rss
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -63,28 +58,13 @@ class RssPeak:
         self.delta_mb = (self.peak - self.base) / 2**20
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+def _live_bytes() -> int:
+    """Bytes currently malloc'd by the process: heap chunks in use + mmapped chunks (large tensors)."""
+    s = malloc_stats()
+    return s["heap"] + s["mmapped"]
 
 
-def _live_bytes_probe() -> Callable[[], int] | None:
-    """Bytes currently malloc'd by the process (glibc >= 2.33 ``mallinfo2``), or None elsewhere."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        fn = libc.mallinfo2
-    except (OSError, AttributeError):
-        return None
-    fn.restype = _MallInfo2
-
-    def live() -> int:
-        m = fn()
-        return m.uordblks + m.hblkhd  # heap blocks in use + mmapped blocks (large tensors)
-
-    return live
-
-
-LIVE_BYTES = _live_bytes_probe()
+LIVE_BYTES = _live_bytes if malloc_stats() is not None else None
 
 
 class LiveSampledMap(TimedMap):

@@ -7,21 +7,16 @@ import pytest
 
 from andersonn import runtime
 
-_libc = runtime._glibc()
-pytestmark = pytest.mark.skipif(_libc is None or not hasattr(_libc, "mallinfo2"),
-                                reason="needs glibc >= 2.33 (mallinfo2)")
+pytestmark = pytest.mark.skipif(runtime.malloc_stats() is None, reason="needs glibc >= 2.33 (mallinfo2)")
 
 # A child process (the setting is process-wide): how many bytes of a fresh 20 MB tensor are mmapped.
 PROBE = """
-import ctypes, torch, andersonn
-class M(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc = ctypes.CDLL("libc.so.6"); libc.mallinfo2.restype = M
+import torch, andersonn
+from andersonn.runtime import malloc_stats
 tuned = andersonn.tune_cpu_allocator()
-before = libc.mallinfo2().hblkhd
+before = malloc_stats()["mmapped"]
 t = torch.empty(5_000_000)
-print(tuned, libc.mallinfo2().hblkhd - before)
+print(tuned, malloc_stats()["mmapped"] - before)
 """
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
-__all__ = ["tune_cpu_allocator", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["tune_cpu_allocator", "malloc_stats", "trim_heap", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -32,6 +33,12 @@ TRIM_THRESHOLD = 2**30  # keep up to 1 GiB of freed heap before returning memory
 _tuned: bool | None = None
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@functools.lru_cache(maxsize=None)
 def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
@@ -40,16 +47,43 @@ def _glibc() -> ctypes.CDLL | None:
         libc.gnu_get_libc_version  # glibc only (musl has no such symbol)
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.mallopt.restype = ctypes.c_int
+        if hasattr(libc, "mallinfo2"):  # glibc >= 2.33
+            libc.mallinfo2.restype = _MallInfo2
         return libc
     except (OSError, AttributeError):
         return None
 
 
-def tune_cpu_allocator(*, force: bool = False) -> bool:
+def malloc_stats() -> dict[str, int] | None:
+    """Bytes the C allocator hands out now: ``heap`` (chunks in use from its heap) and ``mmapped``
+    (chunks that are their own mapping: large tensors with glibc's defaults); None without
+    glibc >= 2.33. The benchmarks read it for memory that is live, not merely resident.
+
+    Example:
+        >>> import andersonn.runtime as rt
+        >>> s = rt.malloc_stats()
+        >>> s is None or (s["heap"] >= 0 and s["mmapped"] >= 0)
+        True
+    """
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    m = libc.mallinfo2()
+    return {"heap": m.uordblks, "mmapped": m.hblkhd}
+
+
+def trim_heap() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``); does nothing elsewhere."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def tune_cpu_allocator() -> bool:
     """Serve allocations up to 32 MiB from glibc's heap and keep freed memory for reuse.
 
     Safe to call more than once (the first call decides); returns whether the setting is
-    in effect. Respects ``ANDERSONN_TUNE_MALLOC=0`` unless ``force`` is given.
+    in effect. ``ANDERSONN_TUNE_MALLOC=0`` turns it off.
 
     Example (at the top of a script, before the heavy work):
         >>> import andersonn
@@ -58,9 +92,9 @@ def tune_cpu_allocator(*, force: bool = False) -> bool:
         32
     """
     global _tuned
-    if _tuned is not None and not force:
+    if _tuned is not None:
         return _tuned
-    if not force and os.environ.get("ANDERSONN_TUNE_MALLOC", "1").strip().lower() in ("0", "false", "no", "off"):
+    if os.environ.get("ANDERSONN_TUNE_MALLOC", "1").strip().lower() in ("0", "false", "no", "off"):
         _tuned = False
         return False
     libc = _glibc()
