@@ -85,6 +85,16 @@ def main() -> None:
                   "solve, f's temporaries included; *peak RSS* does not apply. SciPy is CPU-only.", ""]
         for d in gpu:
             lines += solver_table(d)
+    tuned = [d for d in (load(f"{name}_tuned") for name in ORDER) if d]
+    if tuned:
+        lines += ["## The poster's layer with the `andersonn` command's allocator setting (`--tuned-allocator`)", "",
+                  "The same suite in a process that calls `andersonn.tune_cpu_allocator()` first (as the "
+                  "`andersonn` command does), so every solver in it, the peers included, runs with that "
+                  "glibc setting. The tables above are the fair default; these show what a user of the "
+                  "command gets against a peer run beside it. The setting does not help every solver: "
+                  "compare each row's overhead with the table above.", ""]
+        for d in tuned:
+            lines += solver_table(d)
     sc = load("speed_changes")
     if sc:
         lines += ["## Speed work, before/after (same process, interleaved)", "",

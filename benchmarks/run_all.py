@@ -3,7 +3,9 @@
     python benchmarks/run_all.py [--reps 5] [--only linear mixed ...] [--skip-train] [--device cuda]
 
 Each problem of ``suite.py`` runs in a fresh interpreter (same f, inputs,
-tolerance and thread count for all solvers inside it), then ``speed_changes.py``
+tolerance and thread count for all solvers inside it), the poster-layer problems
+once more with the ``andersonn`` command's allocator setting for every solver
+(``--tuned-allocator``), then ``speed_changes.py``
 (before/after of the solver speed work), ``ablations.py`` (each change
 switched off alone), ``compile_probe.py`` (torch.compile of the
 loop body and of f), ``malloc_probe.py`` (the CPU allocator setting), then ``train_speed.py`` (epochs of DEQ training on the demo's
@@ -37,6 +39,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help=f"a subset of {PROBLEMS}")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-changes", action="store_true")
+    ap.add_argument("--skip-tuned", action="store_true",
+                    help="skip the poster-layer suite rerun with the andersonn command's allocator setting")
     ap.add_argument("--device", default="cpu",
                     help="cuda: run only the solver suite on the GPU (results/PROBLEM_cuda.json), then the report")
     args = ap.parse_args()
@@ -48,6 +52,9 @@ def main() -> None:
     if args.device != "cpu":
         run(["report.py"], env)
         return
+    if not args.skip_tuned:  # the poster's layer again, every solver with the command's allocator setting
+        for p in [p for p in args.only or PROBLEMS if p.startswith("poster")]:
+            run(["suite.py", p, "--reps", str(args.reps), "--tuned-allocator"], env)
     if not args.skip_changes:
         run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
         run(["ablations.py"], env)  # as many reps as variants, rotated: each in every position once

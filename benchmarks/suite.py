@@ -350,12 +350,22 @@ def main() -> None:
     ap.add_argument("problem", choices=sorted(PROBLEMS))
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N for the GPU table")
+    ap.add_argument("--tuned-allocator", action="store_true",
+                    help="apply andersonn.tune_cpu_allocator() (what the andersonn command does) before anything "
+                         "runs, for every solver in the process alike; writes results/PROBLEM_tuned.json")
     args = ap.parse_args()
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        ap.error(f"--device {args.device}: this machine has no CUDA device")
-    payload = measure(args.problem, args.reps, args.device)
     kind = torch.device(args.device).type
-    path = save(args.problem if kind == "cpu" else f"{args.problem}_{kind}", payload)
+    if kind == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: this machine has no CUDA device")
+    if args.tuned_allocator:
+        if kind != "cpu":
+            ap.error("--tuned-allocator is a CPU (glibc) setting; it does not apply with --device cuda")
+        if not andersonn.tune_cpu_allocator():
+            ap.error("--tuned-allocator: the C library is not glibc (or ANDERSONN_TUNE_MALLOC=0): nothing to tune")
+    payload = measure(args.problem, args.reps, args.device)
+    payload["allocator"] = "tuned (andersonn.tune_cpu_allocator)" if args.tuned_allocator else "glibc defaults"
+    suffix = "_tuned" if args.tuned_allocator else ("" if kind == "cpu" else f"_{kind}")
+    path = save(args.problem + suffix, payload)
     for k, r in payload["results"].items():
         print(f"{args.problem:15s} {k:38s} wall {r['wall_s']:7.3f}s x{r['wall_ratio']:5.2f} nfe {r['mean_nfe']:6.1f} "
               f"ovh/it {1e3 * r['overhead_per_iter_s']:7.2f}ms ({100 * r['overhead_fraction_of_f']:5.1f}% f) "

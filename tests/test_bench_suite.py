@@ -55,3 +55,15 @@ def test_cuda_flag_without_a_gpu_says_so():
     assert r.returncode == 2
     assert "no CUDA device" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_tuned_allocator_flag_refuses_when_the_setting_is_off():
+    # With the setting turned off the run would silently measure glibc's defaults under the tuned name.
+    import os
+
+    env = dict(os.environ, ANDERSONN_TUNE_MALLOC="0")
+    r = subprocess.run([sys.executable, "suite.py", "linear", "--tuned-allocator"], cwd=BENCH,
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2
+    assert "nothing to tune" in r.stderr and "Traceback" not in r.stderr
+    assert not (BENCH / "results" / "linear_tuned.json").exists()

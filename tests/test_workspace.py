@@ -43,7 +43,8 @@ def test_reused_buffers_give_the_fresh_answer_and_are_really_reused():
     ws = Workspace()
     first = solve(f, z0, args=args, tol=1e-10, max_iter=200, m=4, workspace=ws)
     ptrs = {k: t.data_ptr() for k, t in ws._buffers.items()}
-    assert ws.nbytes == 2 * 12 * 4 * 40 * 8  # F and G: (batch, m, n) float64
+    # F and G: (batch, m, n) float64, and the loop's three iterate buffers (3, batch, n)
+    assert ws.nbytes == (2 * 4 + 3) * 12 * 40 * 8
     for _ in range(2):
         r = solve(f, z0, args=args, tol=1e-10, max_iter=200, m=4, workspace=ws)
         _same(r, ref)
@@ -90,7 +91,7 @@ def test_new_shapes_replace_the_buffers():
     f2, args2, z02 = _problem(batch=5, n=7)
     r = solve(f2, z02, args=args2, tol=1e-10, m=4, workspace=ws)
     _same(r, solve(f2, z02, args=args2, tol=1e-10, m=4))
-    assert ws.nbytes == 2 * 5 * 4 * 7 * 8
+    assert ws.nbytes == (2 * 4 + 3) * 5 * 7 * 8  # F, G and the three iterate buffers
     ws.clear()
     assert ws.nbytes == 0
 
@@ -186,7 +187,7 @@ def test_deq_with_and_without_buffer_reuse_gives_the_same_outputs_and_gradients(
             if reuse:
                 ptrs.append(sorted(t.data_ptr() for t in deq.workspace._buffers.values()))
         if reuse:
-            assert len(ptrs[0]) == 2 and ptrs[0] == ptrs[1]  # one F and one G, kept across calls
+            assert len(ptrs[0]) == 3 and ptrs[0] == ptrs[1]  # F, G and the iterates, kept across calls
         outs[reuse] = (z.detach(), lin.weight.grad.clone())
         assert (deq.workspace is not None) == reuse
     assert torch.equal(outs[True][0], outs[False][0])

@@ -37,6 +37,12 @@ _ARGS_COMPACTED_AT_RETIREMENT = True
 # For a closure f, write the active rows into the frozen full batch in place (False: a new
 # full-batch tensor per evaluation, as before; measured by benchmarks/ablations.py).
 _CLOSURE_IN_PLACE = True
+# Write each next iterate into one of three state-sized buffers kept for the solve (lent by the
+# workspace when there is one) instead of a new tensor per iteration (False: a new tensor, as
+# before; measured by benchmarks/ablations.py). With glibc's default allocator a new 19 MB
+# iterate per step also fragments the heap under f's own temporaries, which then page-fault
+# afresh every call.
+_ITERATE_POOL = True
 
 
 def _runs(keep: list[int]) -> list[tuple[int, int, int]]:
@@ -172,6 +178,9 @@ class FixedPointMethod:
     can_restart: ClassVar[bool] = False
     # Set by the loop before start(): buffers a method may reuse across solves (or None).
     workspace: "Workspace | None" = None
+    # Set by the loop before each step(): a (B, n) buffer that aliases neither z, f(z) nor the
+    # best iterate, which step() may write its next iterate into and return (None: allocate).
+    next_buffer: torch.Tensor | None = None
 
     def __init__(self, options: SolverOptions) -> None:
         self.options = options
@@ -281,6 +290,17 @@ def _run(
 
     z = z0.detach().reshape(batch, -1).clone()
     method.start(z, stop.max_iter)
+    # Three buffers for the iterates: at each step the current z and the best iterate may each
+    # hold one, and the next iterate goes into the third.
+    pool: list[torch.Tensor] = []
+    method.next_buffer = None  # a method object reused across solves must not see the last one's
+    if _ITERATE_POOL:
+        ws = method.workspace
+        if ws is not None:
+            pool = list(ws.get("loop.iterates", (3,) + tuple(z.shape), z.dtype, device)[0].unbind(0))
+        else:
+            pool = list(z.new_empty((3,) + tuple(z.shape)).unbind(0))
+    pool_ptrs = [t.data_ptr() for t in pool]
     rows = torch.arange(batch, device=device)
     all_active = True
     # Per-sample outputs, written when a sample retires.
@@ -436,6 +456,10 @@ def _run(
                 if bad is not None:
                     bad = bad.index_select(0, keep)
         reject = bad if bad is not None else no_reject[: z.shape[0]]
+        if pool:
+            held = (z.data_ptr(), best_z.data_ptr(), fz.data_ptr())
+            free = next(i for i, p in enumerate(pool_ptrs) if p not in held[:2])
+            method.next_buffer = None if pool_ptrs[free] == held[2] else pool[free][: z.shape[0]]
         z_next, fired = method.step(z, fz, g, k, reject)
         if fired is not None:
             restarts = restarts + fired.long()
