@@ -86,6 +86,7 @@ class Anderson(FixedPointMethod):
 
     Options = AndersonOptions
     can_restart = True
+    writes_next_buffer = True
     # On the CPU, while every sample's window holds the same columns, skip the per-sample masks
     # (a host read is free there); False forces the masked path (tests compare the two).
     uniform_fast_path: ClassVar[bool] = True

@@ -178,8 +178,11 @@ class FixedPointMethod:
     can_restart: ClassVar[bool] = False
     # Set by the loop before start(): buffers a method may reuse across solves (or None).
     workspace: "Workspace | None" = None
-    # Set by the loop before each step(): a (B, n) buffer that aliases neither z, f(z) nor the
-    # best iterate, which step() may write its next iterate into and return (None: allocate).
+    # Whether step() can write its next iterate into ``next_buffer``; the loop then keeps
+    # iterate buffers for it (methods whose next iterate is f(z) itself need none).
+    writes_next_buffer: ClassVar[bool] = False
+    # Set by the loop before each step() of such a method: a (B, n) buffer that aliases neither
+    # z, f(z) nor the best iterate, to write the next iterate into and return (None: allocate).
     next_buffer: torch.Tensor | None = None
 
     def __init__(self, options: SolverOptions) -> None:
@@ -290,17 +293,30 @@ def _run(
 
     z = z0.detach().reshape(batch, -1).clone()
     method.start(z, stop.max_iter)
-    # Three buffers for the iterates: at each step the current z and the best iterate may each
-    # hold one, and the next iterate goes into the third.
+    # Buffers for the iterates, made when first needed: the current z and the best iterate may
+    # each hold one, the next iterate goes into another (two, or three while the best iterate is
+    # an older one: no more than the fresh tensors they replace).
     pool: list[torch.Tensor] = []
+    pool_ptrs: list[int] = []
+    use_pool = _ITERATE_POOL and method.writes_next_buffer
+    ws = method.workspace
+    flat_shape = tuple(z.shape)
     method.next_buffer = None  # a method object reused across solves must not see the last one's
-    if _ITERATE_POOL:
-        ws = method.workspace
-        if ws is not None:
-            pool = list(ws.get("loop.iterates", (3,) + tuple(z.shape), z.dtype, device)[0].unbind(0))
+
+    def free_buffer(n_rows: int) -> torch.Tensor | None:
+        held = (z.data_ptr(), best_z.data_ptr())
+        for t, p in zip(pool, pool_ptrs):
+            if p not in held:
+                break
         else:
-            pool = list(z.new_empty((3,) + tuple(z.shape)).unbind(0))
-    pool_ptrs = [t.data_ptr() for t in pool]
+            if ws is not None:
+                t = ws.get(f"loop.iterate{len(pool)}", flat_shape, z.dtype, device)[0]
+            else:
+                t = z.new_empty(flat_shape)
+            pool.append(t)
+            pool_ptrs.append(t.data_ptr())
+        return None if t.data_ptr() == fz.data_ptr() else t[:n_rows]
+
     rows = torch.arange(batch, device=device)
     all_active = True
     # Per-sample outputs, written when a sample retires.
@@ -456,10 +472,8 @@ def _run(
                 if bad is not None:
                     bad = bad.index_select(0, keep)
         reject = bad if bad is not None else no_reject[: z.shape[0]]
-        if pool:
-            held = (z.data_ptr(), best_z.data_ptr(), fz.data_ptr())
-            free = next(i for i, p in enumerate(pool_ptrs) if p not in held[:2])
-            method.next_buffer = None if pool_ptrs[free] == held[2] else pool[free][: z.shape[0]]
+        if use_pool:
+            method.next_buffer = free_buffer(z.shape[0])
         z_next, fired = method.step(z, fz, g, k, reject)
         if fired is not None:
             restarts = restarts + fired.long()
