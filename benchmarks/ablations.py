@@ -79,10 +79,6 @@ VARIANTS: dict[str, tuple[str, Callable[[], contextlib.AbstractContextManager], 
         "closure f: the frozen full batch rebuilt as a new tensor (index_copy) at every evaluation "
         "instead of written in place",
         lambda: patched(base_mod, "_CLOSURE_IN_PLACE", False), {"closure": True}, "full, closure f"),
-    "no iterate buffers": (
-        "each next iterate is a new state-sized tensor instead of one of the loop's three iterate "
-        "buffers (written in place by the mixing product)",
-        lambda: patched(base_mod, "_ITERATE_POOL", False), {}, "full"),
     "with reused buffers": (
         "nothing switched off: a Workspace kept across repetitions is added (what a DEQ layer does); "
         "slowdown < 1 is its gain over fresh buffers",

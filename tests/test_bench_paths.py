@@ -72,7 +72,7 @@ def test_every_ablation_switches_something_off_and_keeps_the_answer():
     from andersonn.solvers import anderson as anderson_mod
 
     watched = lambda: (base._BLOCK_COPY_BYTES, base._CPU_FAST_PATH,  # noqa: E731
-                       base._ARGS_COMPACTED_AT_RETIREMENT, base._CLOSURE_IN_PLACE, base._ITERATE_POOL,
+                       base._ARGS_COMPACTED_AT_RETIREMENT, base._CLOSURE_IN_PLACE,
                        anderson_mod.Anderson.residual_norm, anderson_mod.Anderson.current,
                        anderson_mod.Anderson.uniform_fast_path)
     shipped = watched()

@@ -15,8 +15,6 @@ Implementation notes (what makes it fast and robust):
   (2m copies of the state); z_i is never stored since z_i = f(z_i) - g_i;
 * the Gram matrix G^T G is updated incrementally: one new row/column per step
   (a single batched mat-vec), never recomputed;
-* the next iterate is written by the mixing product straight into a buffer the
-  loop lends (``next_buffer``): no state-sized allocation per step;
 * the bordered matrix is kept in float64 and the small (m+1)x(m+1) systems of
   the whole batch are solved at once with ``torch.linalg.solve_ex`` (no host
   synchronisation);
@@ -86,7 +84,6 @@ class Anderson(FixedPointMethod):
 
     Options = AndersonOptions
     can_restart = True
-    writes_next_buffer = True
     # On the CPU, while every sample's window holds the same columns, skip the per-sample masks
     # (a host read is free there); False forces the masked path (tests compare the two).
     uniform_fast_path: ClassVar[bool] = True
@@ -189,11 +186,10 @@ class Anderson(FixedPointMethod):
         """z+ = sum_i alpha_i f(z_i) - (1 - beta) sum_i alpha_i g_i over the first s columns."""
         _, _, F, G = self._sub(s)
         a = alpha.to(self.dtype).unsqueeze(1)
-        out = self.next_buffer
-        z3 = torch.bmm(a, F) if out is None else torch.bmm(a, F, out=out.unsqueeze(1))
+        z_next = torch.bmm(a, F).squeeze(1)
         if self.options.beta != 1.0:
-            z3.baddbmm_(a, G, alpha=-(1.0 - self.options.beta))
-        return z3.squeeze(1)
+            z_next = z_next - (1.0 - self.options.beta) * torch.bmm(a, G).squeeze(1)
+        return z_next
 
     def step(self, z, fz, g, k, reject):
         j = k % self.m

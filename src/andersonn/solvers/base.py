@@ -37,12 +37,6 @@ _ARGS_COMPACTED_AT_RETIREMENT = True
 # For a closure f, write the active rows into the frozen full batch in place (False: a new
 # full-batch tensor per evaluation, as before; measured by benchmarks/ablations.py).
 _CLOSURE_IN_PLACE = True
-# Write each next iterate into one of three state-sized buffers kept for the solve (lent by the
-# workspace when there is one) instead of a new tensor per iteration (False: a new tensor, as
-# before; measured by benchmarks/ablations.py). With glibc's default allocator a new 19 MB
-# iterate per step also fragments the heap under f's own temporaries, which then page-fault
-# afresh every call.
-_ITERATE_POOL = True
 
 
 def _runs(keep: list[int]) -> list[tuple[int, int, int]]:
@@ -178,12 +172,6 @@ class FixedPointMethod:
     can_restart: ClassVar[bool] = False
     # Set by the loop before start(): buffers a method may reuse across solves (or None).
     workspace: "Workspace | None" = None
-    # Whether step() can write its next iterate into ``next_buffer``; the loop then keeps
-    # iterate buffers for it (methods whose next iterate is f(z) itself need none).
-    writes_next_buffer: ClassVar[bool] = False
-    # Set by the loop before each step() of such a method: a (B, n) buffer that aliases neither
-    # z, f(z) nor the best iterate, to write the next iterate into and return (None: allocate).
-    next_buffer: torch.Tensor | None = None
 
     def __init__(self, options: SolverOptions) -> None:
         self.options = options
@@ -293,30 +281,6 @@ def _run(
 
     z = z0.detach().reshape(batch, -1).clone()
     method.start(z, stop.max_iter)
-    # Buffers for the iterates, made when first needed: the current z and the best iterate may
-    # each hold one, the next iterate goes into another (two, or three while the best iterate is
-    # an older one: no more than the fresh tensors they replace).
-    pool: list[torch.Tensor] = []
-    pool_ptrs: list[int] = []
-    use_pool = _ITERATE_POOL and method.writes_next_buffer
-    ws = method.workspace
-    flat_shape = tuple(z.shape)
-    method.next_buffer = None  # a method object reused across solves must not see the last one's
-
-    def free_buffer(n_rows: int) -> torch.Tensor | None:
-        held = (z.data_ptr(), best_z.data_ptr())
-        for t, p in zip(pool, pool_ptrs):
-            if p not in held:
-                break
-        else:
-            if ws is not None:
-                t = ws.get(f"loop.iterate{len(pool)}", flat_shape, z.dtype, device)[0]
-            else:
-                t = z.new_empty(flat_shape)
-            pool.append(t)
-            pool_ptrs.append(t.data_ptr())
-        return None if t.data_ptr() == fz.data_ptr() else t[:n_rows]
-
     rows = torch.arange(batch, device=device)
     all_active = True
     # Per-sample outputs, written when a sample retires.
@@ -472,8 +436,6 @@ def _run(
                 if bad is not None:
                     bad = bad.index_select(0, keep)
         reject = bad if bad is not None else no_reject[: z.shape[0]]
-        if use_pool:
-            method.next_buffer = free_buffer(z.shape[0])
         z_next, fired = method.step(z, fz, g, k, reject)
         if fired is not None:
             restarts = restarts + fired.long()
