@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,10 @@ def qm9_csv_paths() -> list[Path]:
     return paths
 
 
+# qm9pack writes a few coordinates as "0." (a Python float literal, not JSON).
+_BARE_DECIMAL = re.compile(r"(\d)\.(?![\d])")
+
+
 def load_qm9(
     n: int | None = None, seed: int = 0, with_geometry: bool = False
 ) -> list[dict[str, Any]]:
@@ -87,7 +92,7 @@ def load_qm9(
         rec: dict[str, Any] = {"name": f"qm9_{r.Index}", "smiles": r.SMILES, "dipole_debye": float(r.Dipole_debye)}
         if with_geometry:
             rec["numbers"] = np.array([z_of[e] for e in json.loads(r.Elements.replace("'", '"'))])
-            rec["positions"] = np.array(json.loads(r.XYZ_Ang), dtype=float)
+            rec["positions"] = np.array(json.loads(_BARE_DECIMAL.sub(r"\1.0", r.XYZ_Ang)), dtype=float)
         out.append(rec)
     return out
 
