@@ -37,7 +37,10 @@ from rdkit.Chem import AllChem
 from andersonn.chem.errors import MoleculeTooLargeError
 from andersonn.chem.mol import canonical_order, parse_smiles
 
-__all__ = ["CHANNELS", "DEFAULT_IMAGE_SIZE", "N_CHANNELS", "mol_to_image", "smiles_to_image", "render_png"]
+__all__ = [
+    "CHANNELS", "DEFAULT_IMAGE_SIZE", "N_CHANNELS", "mol_to_image", "smiles_to_image", "render_png",
+    "GEOMETRY_CHANNELS", "GEOMETRY_CHARGE_MODELS", "GEOMETRY_IMAGE_VERSION", "HYDROGEN_MODES", "structure_to_image",
+]
 
 DEFAULT_IMAGE_SIZE = 48
 _ELEMENTS = ("C", "N", "O", "F", "S", "Cl", "Br", "P")
@@ -148,3 +151,135 @@ def render_png(smiles: str, path: str | Path, size: int = DEFAULT_IMAGE_SIZE, na
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry-aware images: the node-neighbour layout above plus pairwise channels from a 3-D structure.
+# --------------------------------------------------------------------------------------------------
+
+#: Version of the geometry-aware image definition (part of every cache key built on it).
+GEOMETRY_IMAGE_VERSION = 1
+GEOMETRY_CHARGE_MODELS: tuple[str, ...] = ("mmff", "gfn2")
+GEOMETRY_CHANNELS: tuple[str, ...] = (
+    ("bond_order", "element_H")
+    + tuple(f"element_{e}" for e in _ELEMENTS)
+    + ("element_other", "formal_charge", "aromatic", "num_h_over_4", "in_ring", "gasteiger_charge")
+    + ("distance", "inverse_distance")
+    + tuple(f"{kind}_{model}" for model in GEOMETRY_CHARGE_MODELS for kind in ("charge_product", "dipole_dot"))
+)
+HYDROGEN_MODES = ("folded", "explicit")
+
+
+def _geometric_ranks(mol: Chem.Mol, dist: np.ndarray) -> list[int]:
+    """Canonical ranks with ties between graph-equivalent atoms broken by their distances to all atoms.
+
+    RDKit's tie-breaking follows the input atom order, which would let the SMILES's atom order pick
+    which of two graph-equivalent atoms (different in 3-D) takes which row. Distances are compared to
+    1e-8 A (a rotation changes them by ~1e-15); atoms still tied are equivalent in 3-D to that
+    precision, so either order gives the same image.
+    """
+    base = list(Chem.CanonicalRankAtoms(mol, breakTies=False))
+    # Sorted distances to the atoms of each canonical class, classes in rank order.
+    classes = sorted(set(base))
+    keys = []
+    for i in range(mol.GetNumAtoms()):
+        key = [base[i]]
+        for c in classes:
+            key.extend(sorted(np.round(dist[i, [j for j in range(len(base)) if base[j] == c]], 8).tolist()))
+        keys.append(tuple(key))
+    order = sorted(range(len(keys)), key=lambda i: keys[i])
+    ranks = [0] * len(keys)
+    for r, i in enumerate(order):
+        ranks[i] = r
+    return ranks
+
+
+def structure_to_image(molh: Chem.Mol, size: int = DEFAULT_IMAGE_SIZE, *, hydrogens: str = "folded",
+                       name: str | None = None, xtb: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Geometry-aware node-neighbour image ``(len(GEOMETRY_CHANNELS), size, size)`` of a 3-D structure.
+
+    ``molh`` has explicit hydrogens and one conformer (see :mod:`andersonn.chem.geometry`). A row is a
+    heavy atom with its hydrogens folded in (``hydrogens="folded"``) or any atom (``"explicit"``), in a
+    canonical order whose ties are broken by geometry. Channels (:data:`GEOMETRY_CHANNELS`):
+
+    * the graph channels of :func:`mol_to_image` (bond order; element one-hot, now with H; formal charge,
+      aromatic, attached H / 4, ring, Gasteiger charge) in node-neighbour form;
+    * ``distance`` d_ij (Angstrom) and ``inverse_distance`` 1/d_ij (0 on the diagonal) for every pair;
+    * for each charge model M (MMFF94 and GFN2-xTB): ``charge_product_M`` Q_i Q_j, the product of the
+      rows' charges (a row's charge sums its hydrogens'), and ``dipole_dot_M`` p_i . p_j (Debye^2), where
+      p_i = sum over the row's atoms of q_a (r_a - c) about the centroid c. Its pixels sum to |sum_i p_i|^2,
+      the squared point-charge dipole; for GFN2-xTB the part of xTB's dipole the charges miss (its atomic
+      dipoles) is shared equally between the rows, so the pixels sum to the squared GFN2-xTB dipole.
+
+    Every channel is invariant to rotation, translation and the input atom order. ``xtb`` passes
+    precomputed ``(charges, dipole in Debye)`` of this structure. Raises :class:`MoleculeTooLargeError`
+    when the rows do not fit.
+
+    >>> from andersonn.chem.geometry import structure_from_smiles
+    >>> img = structure_to_image(structure_from_smiles("O"), size=4)
+    >>> img.shape, round(float(img[GEOMETRY_CHANNELS.index("dipole_dot_gfn2")].sum()) ** 0.5, 1)
+    ((22, 4, 4), 2.3)
+    """
+    from andersonn.chem.geometry import (
+        DEBYE_PER_E_ANGSTROM, atomic_charges, heavy_atom_groups, with_ring_info, xtb_charges_and_dipole,
+    )
+
+    if hydrogens not in HYDROGEN_MODES:
+        raise ValueError(f"hydrogens must be one of {HYDROGEN_MODES}, got {hydrogens!r}")
+    if molh.GetNumConformers() != 1:
+        raise ValueError(f"a structure has exactly one conformer, this one has {molh.GetNumConformers()}")
+    molh = with_ring_info(molh)
+    pos = molh.GetConformer().GetPositions()
+    if hydrogens == "folded":
+        rows, group = heavy_atom_groups(molh)
+        graph = Chem.RemoveHs(molh, sanitize=False)
+        graph.UpdatePropertyCache(strict=False)
+    else:
+        rows, group = np.arange(molh.GetNumAtoms()), np.arange(molh.GetNumAtoms())
+        graph = molh
+    n = len(rows)
+    if n > size:
+        raise MoleculeTooLargeError(Chem.MolToSmiles(Chem.RemoveHs(molh)), n, size, name)
+    row_pos = pos[rows]
+    dist = np.linalg.norm(row_pos[:, None, :] - row_pos[None, :, :], axis=-1)
+    order = canonical_order(graph, _geometric_ranks(graph, dist))
+    # graph atom k is molh atom rows[k] (RemoveHs keeps the heavy atoms in their order)
+    perm = np.asarray(order, dtype=np.int64)
+    dist = dist[np.ix_(perm, perm)]
+    inv_perm = np.empty(n, dtype=np.int64)
+    inv_perm[perm] = np.arange(n)
+    row_of_atom = inv_perm[group]  # image row of every atom of molh
+
+    adj = np.zeros((n, n), dtype=np.float32)
+    for b in graph.GetBonds():
+        i, j = inv_perm[b.GetBeginAtomIdx()], inv_perm[b.GetEndAtomIdx()]
+        adj[i, j] = adj[j, i] = b.GetBondTypeAsDouble()
+    feats = _atom_features(graph)[perm]
+    is_h = np.array([graph.GetAtomWithIdx(int(k)).GetAtomicNum() == 1 for k in perm], dtype=np.float32)
+    node = np.concatenate([is_h[:, None], feats], axis=1)  # element_H first, then the 2-D features
+    mask = (adj > 0).astype(np.float32) + np.eye(n, dtype=np.float32)
+
+    img = np.zeros((len(GEOMETRY_CHANNELS), size, size), dtype=np.float32)
+    img[0, :n, :n] = adj
+    n_node = node.shape[1]
+    img[1: 1 + n_node, :n, :n] = mask[None, :, :] * node.T[:, None, :]
+    k = 1 + n_node
+    img[k, :n, :n] = dist
+    with np.errstate(divide="ignore"):
+        img[k + 1, :n, :n] = np.where(dist > 0, 1.0 / np.maximum(dist, 1e-12), 0.0)
+    k += 2
+    centred = pos - pos.mean(axis=0)
+    for model in GEOMETRY_CHARGE_MODELS:
+        if model == "gfn2":
+            q, mu = xtb if xtb is not None else xtb_charges_and_dipole(molh)
+        else:
+            q, mu = atomic_charges(molh, model), None
+        row_q = np.bincount(row_of_atom, weights=q, minlength=n)
+        p = np.zeros((n, 3))
+        np.add.at(p, row_of_atom, q[:, None] * centred * DEBYE_PER_E_ANGSTROM)
+        if mu is not None:  # xTB's atomic dipoles, shared equally
+            p += (np.asarray(mu) - p.sum(axis=0)) / n
+        img[k, :n, :n] = np.outer(row_q, row_q)
+        img[k + 1, :n, :n] = p @ p.T
+        k += 2
+    return img

@@ -76,16 +76,19 @@ def read_sdf(path: str | Path) -> list[tuple[str, Chem.Mol]]:
     return out
 
 
-def canonical_order(mol: Chem.Mol) -> list[int]:
+def canonical_order(mol: Chem.Mol, ranks: list[int] | None = None) -> list[int]:
     """A canonical atom order: breadth-first from the canonical-rank-0 atom.
 
     Ranks come from RDKit's canonical ranking (independent of the input atom
-    order).  Walking the graph breadth-first, neighbours in rank order, keeps
-    bonded atoms close in the order, so the adjacency image is banded near the
-    diagonal (what a convolution sees locally).  Disconnected parts (rare after
-    standardization) follow in rank order.
+    order) unless ``ranks`` gives them (a geometry-aware image breaks the ties
+    between graph-equivalent atoms by their geometry).  Walking the graph
+    breadth-first, neighbours in rank order, keeps bonded atoms close in the
+    order, so the adjacency image is banded near the diagonal (what a
+    convolution sees locally).  Disconnected parts (rare after standardization)
+    follow in rank order.
     """
-    ranks = list(Chem.CanonicalRankAtoms(mol, breakTies=True))
+    if ranks is None:
+        ranks = list(Chem.CanonicalRankAtoms(mol, breakTies=True))
     by_rank = sorted(range(mol.GetNumAtoms()), key=lambda i: ranks[i])
     seen: set[int] = set()
     order: list[int] = []
