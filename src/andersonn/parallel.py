@@ -76,6 +76,12 @@ class ResultCache:
             )
             self._conn.commit()
 
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error when it is absent), so the next :func:`map_cached` recomputes it."""
+        with self._lock:
+            self._conn.execute("DELETE FROM records WHERE key = ?", (key,))
+            self._conn.commit()
+
     def __contains__(self, key: object) -> bool:
         with self._lock:
             row = self._conn.execute("SELECT 1 FROM records WHERE key = ?", (key,)).fetchone()
@@ -243,3 +249,56 @@ def _run_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def map_chunks(
+    fn: Callable[[list[Any]], list[Any]],
+    items: list[Any],
+    *,
+    chunk_size: int = 64,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    desc: str = "",
+) -> list[Any]:
+    """``fn`` over ``items`` in chunks on Dask (uncached), results in input order.
+
+    ``fn`` maps a list of items to a list of results of the same length (an item that fails should
+    give a result that says so: an exception in ``fn`` fails the whole call). ``scheduler`` and
+    ``n_workers`` as in :func:`map_cached`. For work whose results are large arrays (images) that a
+    JSON cache would not hold.
+
+    >>> map_chunks(lambda xs: [x * x for x in xs], [1, 2, 3], chunk_size=2, scheduler="synchronous")
+    [1, 4, 9]
+    """
+    chunks = [items[i: i + chunk_size] for i in range(0, len(items), chunk_size)]
+    results: list[list[Any] | None] = [None] * len(chunks)
+    bar = _progress(len(items), desc)
+    try:
+        if scheduler == "synchronous" or len(chunks) <= 1:
+            for k, c in enumerate(chunks):
+                results[k] = fn(c)
+                bar.update(len(c))
+        else:
+            from dask.distributed import Client, LocalCluster, as_completed
+
+            cluster = None
+            if scheduler is None:
+                for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                    os.environ.setdefault(var, "1")
+                cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
+                                       processes=True, dashboard_address=":0",
+                                       env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+            client = Client(cluster) if cluster is not None else Client(scheduler)
+            try:
+                futures = {client.submit(fn, c, pure=False): k for k, c in enumerate(chunks)}
+                for fut in as_completed(futures):
+                    k = futures[fut]
+                    results[k] = fut.result()
+                    bar.update(len(chunks[k]))
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    finally:
+        bar.close()
+    return [r for part in results for r in (part or [])]
