@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from andersonn.train import ConfigError, TrainConfig, load_trained, recalibrate_batchnorm, train
+from andersonn.train import ConfigError, TrainConfig, load_trained, recalibrate_batchnorm, train, trainer
 
 TINY = dict(dataset="digits", dataset_options={"image_size": 8}, max_train=200, max_test=60, channels=16,
             inner_channels=16, batch_size=50, max_iter=8, backward_max_iter=8, tol=1e-2, backward_tol=1e-2)
@@ -135,7 +135,7 @@ def test_resume_refuses_a_checkpoint_from_an_older_version(tmp_path):
     train(cfg, progress=False, stop_after_steps=2)
     ckpt = tmp_path / "old" / "checkpoint.pt"
     state = torch.load(ckpt, weights_only=False)
-    assert state["format"] == 2
+    assert state["format"] == trainer.CHECKPOINT_FORMAT
     # What a checkpoint written before `bn_recalibrate` and the format field existed looks like.
     del state["format"], state["config"]["bn_recalibrate"]
     torch.save(state, ckpt)
@@ -143,3 +143,65 @@ def test_resume_refuses_a_checkpoint_from_an_older_version(tmp_path):
     with pytest.raises(ConfigError, match=r"predates the settings \['bn_recalibrate'\]"):
         train(cfg, resume=True, progress=False)
     assert ckpt.read_bytes() == before  # nothing lost
+
+
+def _with_validation(seed=0):
+    """Digits at 8x8 with a validation split carved from the training images."""
+    from andersonn.data import ImageDataset, load_dataset
+
+    ds = load_dataset("digits", image_size=8)
+    return ImageDataset("digits", ds.x_train[:200], ds.y_train[:200], ds.x_test[:60], ds.y_test[:60],
+                        ds.class_names, x_val=ds.x_train[200:260], y_val=ds.y_train[200:260])
+
+
+def test_validation_split_chooses_the_epoch_and_test_is_evaluated_once(tmp_path, monkeypatch):
+    from andersonn.train import trainer
+
+    calls = []
+    real = trainer.evaluate
+
+    def counting(model, x, y, *a, **kw):
+        calls.append(int(x.shape[0]))
+        return real(model, x, y, *a, **kw)
+
+    monkeypatch.setattr(trainer, "evaluate", counting)
+    ds = _with_validation()
+    r = train(tiny(tmp_path, "val", epochs=3, label_smoothing=0.1), progress=False, dataset=ds)
+    assert calls.count(60) == 4  # 3 validation passes (60 images) + 1 test pass (60 images)
+    assert r.summary["test_evaluations"] == 1 and r.summary["val_size"] == 60
+    assert all("test_accuracy" not in m and "val_accuracy" in m for m in r.metrics)
+    best = max(range(3), key=lambda i: (r.metrics[i]["val_accuracy"], -r.metrics[i]["val_loss"]))
+    assert r.summary["chosen_epoch"] == best + 1
+    # the saved weights are the chosen epoch's: their validation accuracy is the one recorded
+    model, _ = load_trained(tmp_path / "val")
+    ev = real(model, ds.x_val, ds.y_val, 50, torch.device("cpu"))
+    assert ev["accuracy"] == pytest.approx(r.summary["val_accuracy"])
+
+
+def test_patience_stops_and_resume_keeps_the_best_state(tmp_path, monkeypatch):
+    from andersonn.train import trainer
+
+    real = trainer._sharded_eval
+    scores = iter([0.5, 0.4, 0.3, 0.2] * 3)
+
+    def worsening(net, x, y, *a):  # validation accuracy that only falls after epoch 1
+        out = real(net, x, y, *a)
+        return out | {"accuracy": next(scores)} if x.shape[0] == 60 else out
+
+    monkeypatch.setattr(trainer, "_sharded_eval", worsening)
+    ds = _with_validation()
+    full = train(tiny(tmp_path, "full", epochs=4, patience=1), progress=False, dataset=ds)
+    assert full.summary["stopped_early"] and full.summary["epochs_run"] == 2 and full.summary["chosen_epoch"] == 1
+    scores = iter([0.5, 0.4, 0.3, 0.2] * 3)
+    cut_cfg = tiny(tmp_path, "cut", epochs=4, patience=1)
+    train(cut_cfg, progress=False, dataset=ds, stop_after_steps=6)  # stopped inside epoch 2
+    resumed = train(cut_cfg, resume=True, progress=False, dataset=ds)
+    assert resumed.summary["chosen_epoch"] == 1 and resumed.summary["epochs_run"] == 2
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_patience_without_validation_split_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="validation split"):
+        train(tiny(tmp_path, "p", epochs=2, patience=2), progress=False)

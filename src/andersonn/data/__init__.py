@@ -11,7 +11,9 @@ Example:
     (torch.Size([1, 16, 16]), 10)
 """
 
-from .registry import DatasetError, ImageDataset, available_datasets, dataset_info, load_dataset, register_dataset
+from .registry import (
+    DatasetError, ImageDataset, available_datasets, dataset_info, load_dataset, parse_dataset_options, register_dataset,
+)
 from . import digits as _digits  # noqa: F401  (registers "digits")
 from . import cifar10 as _cifar10  # noqa: F401  (registers "cifar10")
 from . import alms as _alms  # noqa: F401  (registers the ALMS tasks)

@@ -63,6 +63,9 @@ class TrainConfig:
     checkpoint_every: int = 0
     bn_recalibrate: int = 5
     device: str = "auto"
+    # model choice (on the validation split, when the dataset has one)
+    label_smoothing: float = 0.0
+    patience: int = 0
 
     def validate(self) -> None:
         if self.solver not in available_solvers():
@@ -99,6 +102,10 @@ class TrainConfig:
             raise ConfigError(f"--lr-min {self.lr_min} exceeds --lr {self.lr}")
         if self.bn_recalibrate < 0:
             raise ConfigError("--bn-recalibrate must be >= 0 (0: keep the momentum running averages)")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.patience < 0:
+            raise ConfigError("--patience must be >= 0 (0: train every epoch)")
         if self.checkpoint_every < 0:
             raise ConfigError("--checkpoint-every must be >= 0 (0: once per epoch)")
         try:

@@ -27,8 +27,8 @@ __all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "
 
 CHECKPOINT = "checkpoint.pt"
 METRIC_FIELDS = [
-    "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s",
-    "forward_nfe", "backward_nfe", "test_forward_nfe", "lr",
+    "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "val_loss", "val_accuracy",
+    "epoch_time_s", "forward_nfe", "backward_nfe", "test_forward_nfe", "val_forward_nfe", "lr",
 ]
 
 
@@ -45,18 +45,33 @@ class TrainResult:
     completed: bool
 
 
-# Version of the checkpoint layout; 2 added this field. A checkpoint whose config lacks a
+# Version of the checkpoint layout; 2 added this field, 3 the best-on-validation state. A checkpoint whose config lacks a
 # setting of the current TrainConfig comes from a version without it and is not resumed
 # (filling the gap with today's default would silently change the run).
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
+
+
+def default_pool(image_size: int) -> int:
+    """Pooling window that leaves a map of at most 4 x 4 cells and divides the image evenly.
+
+    >>> default_pool(32), default_pool(9), default_pool(12), default_pool(7)
+    (8, 3, 3, 7)
+    """
+    if image_size % 4 == 0:
+        return max(1, image_size // 4)
+    for cells in (4, 3, 2, 1):
+        if image_size % cells == 0:
+            return image_size // cells
+    return image_size
 
 
 def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: int) -> DEQClassifier:
-    """The poster's classifier sized for a dataset (pooling to a 4x4 map unless ``cfg.pool`` says otherwise)."""
+    """The poster's classifier sized for a dataset (pooling to a map of at most 4 x 4, see :func:`default_pool`,
+    unless ``cfg.pool`` says otherwise)."""
     c, h, w = image_shape
     if h != w:
         raise ConfigError(f"square images expected, got {h}x{w}")
-    pool = cfg.pool or max(1, h // 4)
+    pool = cfg.pool or default_pool(h)
     if cfg.arch == "explicit":
         return explicit_classifier(in_channels=c, image_size=h, num_classes=num_classes, channels=cfg.channels,
                                    inner_channels=cfg.inner_channels, groups=cfg.groups, pool=pool, depth=cfg.depth)
@@ -191,6 +206,11 @@ def train(
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir, **cfg.dataset_options)
     x_train, y_train = ds.x_train[: cfg.max_train], ds.y_train[: cfg.max_train]
     x_test, y_test = ds.x_test[: cfg.max_test], ds.y_test[: cfg.max_test]
+    # With a validation split, epochs are judged on it and the test split is evaluated once, at the end.
+    validating = ds.has_validation
+    x_val, y_val = (ds.x_val[: cfg.max_test], ds.y_val[: cfg.max_test]) if validating else (None, None)
+    if cfg.patience and not validating:
+        raise ConfigError(f"--patience needs a validation split, and {cfg.dataset!r} has none")
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, ds.image_shape, ds.num_classes).to(device)
@@ -206,6 +226,7 @@ def train(
     start_epoch, start_step, train_time = 0, 0, 0.0
     zero_acc = {"loss": 0.0, "correct": 0.0, "count": 0.0, "fnfe": 0.0, "bnfe": 0.0, "steps": 0.0, "time": 0.0}
     acc = dict(zero_acc)
+    best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0, "val_loss": math.inf, "state": None}
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         version = state.get("format", 1)
@@ -225,18 +246,20 @@ def train(
         torch.set_rng_state(state["rng"])
         start_epoch, start_step = state["epoch"], state["step"]
         metrics, train_time, acc = state["metrics"], state["train_time"], state["accumulators"]
+        best = state["best"]
 
     def checkpoint(epoch: int, step: int) -> None:
         if info.is_main:
             atomic_save({
                 "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
-                "metrics": metrics, "train_time": train_time, "accumulators": acc,
+                "metrics": metrics, "train_time": train_time, "accumulators": acc, "best": best,
             }, ckpt_path)
         D.barrier(info)
 
     steps_done = 0
-    for epoch in range(start_epoch, cfg.epochs):
+    stopped_early = bool(cfg.patience) and best["epoch"] and len(metrics) - best["epoch"] >= cfg.patience
+    for epoch in range(start_epoch, cfg.epochs if not stopped_early else start_epoch):
         batches = _epoch_batches(x_train.shape[0], cfg, epoch, info)
         net.train()
         bar = tqdm(range(start_step, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs} [{cfg.solver}]",
@@ -249,7 +272,7 @@ def train(
                 xb = random_crop_flip(xb, torch.Generator().manual_seed(hash((cfg.seed, epoch, step)) % 2**31))
             xb, yb = xb.to(device), y_train[idx].to(device)
             logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             if not torch.isfinite(loss):
                 last = _deq(net).last_forward
                 raise TrainingError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}"
@@ -289,22 +312,36 @@ def train(
             train_time += dt
             acc["time"] += dt
         tot = D.all_sum([acc["loss"], acc["correct"], acc["count"], acc["fnfe"], acc["bnfe"], acc["steps"]], device, info)
-        ev = _sharded_eval(net, x_test, y_test, cfg, device, info)
-        metrics.append({
+        row = {
             "epoch": epoch + 1, "train_loss": tot[0] / tot[2], "train_accuracy": tot[1] / tot[2],
-            "test_loss": ev["loss"], "test_accuracy": ev["accuracy"], "epoch_time_s": acc["time"],
-            "forward_nfe": tot[3] / tot[5], "backward_nfe": tot[4] / tot[5], "test_forward_nfe": ev["nfe"],
+            "epoch_time_s": acc["time"], "forward_nfe": tot[3] / tot[5], "backward_nfe": tot[4] / tot[5],
             "lr": sched.get_last_lr()[0],
-        })
+        }
+        if validating:
+            ev = _sharded_eval(net, x_val, y_val, cfg, device, info)
+            row.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"], val_forward_nfe=ev["nfe"])
+            if (ev["accuracy"], -ev["loss"]) > (best["val_accuracy"], -best["val_loss"]):
+                best = {"epoch": epoch + 1, "val_accuracy": ev["accuracy"], "val_loss": ev["loss"],
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        else:
+            ev = _sharded_eval(net, x_test, y_test, cfg, device, info)
+            row.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"], test_forward_nfe=ev["nfe"])
+        metrics.append(row)
         acc = dict(zero_acc)
         if info.is_main:
             _write_metrics(out, metrics)
             m = metrics[-1]
             if progress:
-                tqdm.write(f"epoch {epoch + 1}: train acc {m['train_accuracy']:.3f} test acc {m['test_accuracy']:.3f} "
+                split = "val" if validating else "test"
+                tqdm.write(f"epoch {epoch + 1}: train acc {m['train_accuracy']:.3f} {split} acc {m[split + '_accuracy']:.3f} "
                            f"time {m['epoch_time_s']:.1f}s NFE fwd {m['forward_nfe']:.1f} bwd {m['backward_nfe']:.1f}")
+        stopped_early = bool(cfg.patience) and epoch + 1 - best["epoch"] >= cfg.patience
         checkpoint(epoch + 1, 0)
+        if stopped_early:
+            break
 
+    if validating and best["state"] is not None:
+        model.load_state_dict(best["state"])  # the epoch the validation split chose
     replica_diff = _replica_divergence(model, device, info)
     summary: dict[str, Any] = {}
     if info.is_main:
@@ -313,7 +350,8 @@ def train(
         summary = {
             "dataset": cfg.dataset, "solver": cfg.solver, "params": n_params,
             "train_accuracy": last["train_accuracy"], "test_accuracy": inf["accuracy"],
-            "best_test_accuracy": max(m["test_accuracy"] for m in metrics),
+            "best_test_accuracy": (inf["accuracy"] if validating
+                                   else max(m["test_accuracy"] for m in metrics)),
             "train_time_s": train_time, "inference_time_s": inf["time_s"],
             "inference_time_per_batch_s": inf["time_s"] / max(1, math.ceil(x_test.shape[0] / cfg.batch_size)),
             "forward_nfe": sum(m["forward_nfe"] for m in metrics) / len(metrics),
@@ -323,6 +361,10 @@ def train(
             "class_names": ds.class_names, "image_shape": list(ds.image_shape),
             "replica_param_max_diff": replica_diff,
         }
+        if validating:
+            summary.update(chosen_epoch=best["epoch"], val_accuracy=best["val_accuracy"], val_loss=best["val_loss"],
+                           epochs_run=len(metrics), stopped_early=bool(stopped_early), val_size=int(x_val.shape[0]),
+                           test_evaluations=1)
         _save_model(model, cfg, ds, out)
         atomic_write_text(json.dumps(summary, indent=2), out / "summary.json")
     D.teardown(info)
@@ -357,7 +399,8 @@ def _save_model(model: DEQClassifier, cfg: TrainConfig, ds: ImageDataset, out: P
     save_file(tensors, str(tmp))
     tmp.replace(out / "model.safetensors")
     meta = {"config": cfg.to_dict(), "model": model.config, "class_names": ds.class_names,
-            "dataset_meta": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, list, dict))}}
+            "dataset_meta": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, list, dict))
+                             and k not in ds.meta.get("not_saved", ()) and k != "not_saved"}}
     atomic_write_text(json.dumps(meta, indent=2, default=str), out / "config.json")
 
 
