@@ -44,6 +44,11 @@ Resume = Annotated[bool, typer.Option(help="Continue from the checkpoint in --ou
 CkptEvery = Annotated[int, typer.Option(help="Also checkpoint every N steps (0: per epoch only).")]
 Device = Annotated[str, typer.Option(help="'auto', 'cpu' or 'cuda'.")]
 ImageSize = Annotated[Optional[int], typer.Option(help="Resize images to this size (dataset default if unset).")]
+DatasetOption = Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE passed to the dataset's loader, repeatable (e.g. alms-qm9's channels=bond_order,distance or max_molecules=20000); `andersonn datasets` lists each loader's options.")]
+LabelSmoothing = Annotated[float, typer.Option(help="Label smoothing of the cross-entropy (0: none).")]
+Patience = Annotated[int, typer.Option(help="Stop when validation accuracy has not improved for N epochs (0: train every epoch; needs a dataset with a validation split).")]
+Width = Annotated[int, typer.Option(help="Channels of the DEQ state (the poster's CIFAR-10 model: 48).")]
+InnerWidth = Annotated[int, typer.Option(help="Channels inside the implicit block (the poster's: 64).")]
 
 
 def _fail(msg: str) -> None:
@@ -54,10 +59,14 @@ def _fail(msg: str) -> None:
 def _config(**kw) -> "TrainConfig":  # noqa: F821
     from .train import TrainConfig
 
+    from .data import parse_dataset_options
+
     image_size = kw.pop("image_size", None)
     data_dir = kw.pop("data_dir", None)
-    cfg = TrainConfig(**kw, data_dir=str(data_dir) if data_dir else None,
-                      dataset_options={"image_size": image_size} if image_size else {})
+    options = parse_dataset_options(kw["dataset"], kw.pop("dataset_option", None) or [])
+    if image_size:
+        options["image_size"] = image_size
+    cfg = TrainConfig(**kw, data_dir=str(data_dir) if data_dir else None, dataset_options=options)
     return cfg
 
 
@@ -85,11 +94,18 @@ def train(
     max_test: MaxTest = None, augment: Augment = False, resume: Resume = False, checkpoint_every: CkptEvery = 0, device: Device = "auto",
     arch: Annotated[str, typer.Option(help="'deq' (the poster's model) or 'explicit' (baseline CNN, same blocks unrolled).")] = "deq",
     depth: Annotated[int, typer.Option(help="Blocks of the explicit baseline (1: same parameter count as the DEQ).")] = 1,
+    dataset_option: DatasetOption = None, label_smoothing: LabelSmoothing = 0.0, patience: Patience = 0,
+    channels: Width = 48, inner_channels: InnerWidth = 64,
 ) -> None:
-    """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP."""
+    """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP.
+
+    On a dataset with a validation split (alms-qm9) each epoch is scored on it, the best epoch's weights
+    are kept, and the test split is evaluated once, at the end."""
     from .train import train as run_train
 
-    cfg = _config(dataset=dataset, data_dir=data_dir, image_size=image_size, out_dir=str(out), solver=solver, m=m,
+    cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, dataset_option=dataset_option,
+                  label_smoothing=label_smoothing, patience=patience, channels=channels, inner_channels=inner_channels,
+                  out_dir=str(out), solver=solver, m=m,
                   lam=lam, beta=beta, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
                   bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
@@ -227,16 +243,27 @@ def label(
 @app.command()
 def screen(
     paths: Annotated[list[Path], typer.Argument(help="CIF files (pores) or molecule files: CSV name,smiles or .smi (molecules).")],
-    model: Annotated[Path, typer.Option(help="Trained run folder (e.g. reports/pores/accelerated).")],
-    task: Annotated[str, typer.Option(help="'auto' (from the model's dataset), 'pores' or 'molecules'.")] = "auto",
+    model: Annotated[Optional[Path], typer.Option(help="Trained run folder (e.g. reports/pores/accelerated); default: the model shipped with the package for --task (molecules: the alms-qm9 DEQ).")] = None,
+    task: Annotated[str, typer.Option(help="'auto' (from the model's dataset; molecules without --model), 'pores' or 'molecules'.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Write the rows to this .csv or .json.")] = None,
     with_labels: Annotated[bool, typer.Option(help="Molecules: also compute the GFN2-xTB dipole.")] = False,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (tcp://host:port) for building molecule images; default: a local cluster ('synchronous': in this process).")] = None,
+    n_workers: Annotated[Optional[int], typer.Option(help="Local cluster workers (processes, 1 thread each).")] = None,
 ) -> None:
-    """Classify MOF structures by pore size or molecules by polarity with a trained ALMS model."""
+    """Classify MOF structures by pore size or molecules by polarity with a trained ALMS model.
+
+    Molecules: SMILES -> RDKit conformer (lowest MMFF94 energy of 10 ETKDG) -> GFN2-xTB charges -> image ->
+    DEQ, images built in parallel; every row has the class, its probability and what the class means;
+    molecules that fail are listed with their line and reason, the rest go on."""
     from .screening import screen as run_screen, write_rows
 
+    for p in paths:
+        if not p.is_file():
+            _fail(f"{p}: no such file")
+    timing: dict[str, float] = {}
     try:
-        rows = _guard(run_screen, paths, model, task=task, with_labels=with_labels)
+        rows = _guard(run_screen, paths, model, task=task, with_labels=with_labels, scheduler=scheduler,
+                      n_workers=n_workers, progress=True, timing=timing)
     except ValueError as exc:
         _fail(str(exc))
     for r in rows:
@@ -244,14 +271,20 @@ def screen(
         if "error" in r and r["error"]:
             typer.secho(f"{name}: skipped ({r['error']})", fg=typer.colors.YELLOW)
             continue
-        probs = r.get("probabilities") or {}
-        p = probs.get(r["predicted_class"], float("nan"))
+        p = r.get("probability")
+        if p is None:
+            p = (r.get("probabilities") or {}).get(r["predicted_class"], float("nan"))
         extra = f"  admits: {r['admits']}" if r.get("admits") else ""
-        dip = f"  xTB dipole {r['dipole_debye']:.2f} D" if isinstance(r.get("dipole_debye"), float) else ""
+        dip = f"  xTB dipole {r['xtb_dipole_debye']:.2f} D" if isinstance(r.get("xtb_dipole_debye"), float) else ""
         typer.echo(f"{name}: {r['predicted_class']} (p={p:.2f}){extra}{dip}")
+    ok = sum(1 for r in rows if not r.get("error"))
+    rate = f", {timing['molecules_per_s']:.1f} molecules/s" if timing.get("molecules_per_s") else ""
+    typer.echo(f"{ok}/{len(rows)} classified{rate}")
     if out:
         write_rows(rows, out)
         typer.echo(f"saved {out}")
+    if rows and ok == 0:
+        _fail("no input could be classified (reasons above)")
 
 
 @app.command()

@@ -15,7 +15,20 @@ import torch
 
 from .train import load_trained
 
-TASKS = {"alms-pores": "pores", "alms-polarity": "molecules"}
+TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molecules"}
+#: Where the trained models shipped with the package live, one folder per task.
+SHIPPED_MODELS = Path(__file__).resolve().parent / "data" / "files" / "models"
+SHIPPED = {"molecules": "alms-qm9"}
+
+
+def shipped_model(task: str) -> Path:
+    """Folder of the trained model shipped for ``task`` (``"molecules"``); a clear error when there is none."""
+    name = SHIPPED.get(task)
+    folder = SHIPPED_MODELS / name if name else None
+    if folder is None or not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(f"no trained model is shipped for {task} yet: pass --model RUN_DIR "
+                                f"(a folder written by `andersonn train`)")
+    return folder
 
 
 def load_predictor(run_dir: str | Path) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
@@ -41,12 +54,18 @@ def task_of(meta: dict[str, Any], task: str = "auto") -> str:
     return TASKS[dataset]
 
 
-def screen(paths: Sequence[str | Path], run_dir: str | Path, task: str = "auto",
-           with_labels: bool = False) -> list[dict[str, Any]]:
+def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = "auto",
+           with_labels: bool = False, scheduler: str | None = None, n_workers: int | None = None,
+           progress: bool = False, timing: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Classify every structure or molecule in ``paths`` with the model in ``run_dir``; one row each.
 
-    Unreadable inputs give a row with an ``error`` and the rest carry on.
+    ``run_dir=None`` takes the model shipped with the package for ``task`` (molecules when
+    ``task="auto"``). Unreadable inputs give a row with an ``error`` and the rest carry on.
+    Molecule images are built on Dask (``scheduler``: ``None`` a local cluster, an address, or
+    ``"synchronous"``); ``timing`` is filled with the throughput.
     """
+    if run_dir is None:
+        run_dir = shipped_model("molecules" if task == "auto" else task)
     predict, meta = load_predictor(run_dir)
     kind = task_of(meta, task)
     size = meta["model"]["image_size"]
@@ -56,11 +75,30 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path, task: str = "auto",
         from .materials.screen import screen_cifs
 
         return screen_cifs(list(paths), predict, image_size=size, class_names=meta["class_names"])
-    from .chem.screen import screen_file
+    from functools import partial
 
+    from .chem.screen import geometry_images, graph_images, screen_file
+
+    dmeta = meta.get("dataset_meta", {})
+    if meta["config"]["dataset"] == "alms-qm9":
+        featurize = partial(geometry_images, image_size=size, channels=dmeta.get("channels"),
+                            hydrogens=dmeta.get("hydrogens", "folded"))
+        label_mode = f"QM9 DFT dipole >= {dmeta.get('threshold_debye', 3.0)} D (model trained at DFT geometries; image from an MMFF conformer)"
+    else:
+        featurize = partial(graph_images, image_size=size)
+        label_mode = f"dipole >= {dmeta.get('threshold_debye', 3.0)} D (QM9 DFT + GFN2-xTB labels, 2-D image)"
     rows: list[dict[str, Any]] = []
     for path in paths:
-        rows.extend(screen_file(path, predict, with_labels=with_labels, image_size=size))
+        part_timing: dict[str, float] = {}
+        rows.extend(screen_file(path, predict, with_labels=with_labels, image_size=size, featurize=featurize,
+                                label_mode=label_mode, scheduler=scheduler, n_workers=n_workers, progress=progress,
+                                class_names=meta.get("class_names"), timing=part_timing))
+        if timing is not None:
+            for k, v in part_timing.items():
+                if k != "molecules_per_s":
+                    timing[k] = timing.get(k, 0.0) + v
+    if timing is not None and timing.get("total_s"):
+        timing["molecules_per_s"] = round(len(rows) / timing["total_s"], 2)
     return rows
 
 

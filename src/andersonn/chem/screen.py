@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,10 +25,45 @@ from andersonn.chem.image import DEFAULT_IMAGE_SIZE, mol_to_image
 from andersonn.chem.labels import read_molecule_file, write_rows_csv
 from andersonn.chem.mol import parse_smiles
 
-__all__ = ["screen_file", "format_screen_table"]
+__all__ = ["screen_file", "format_screen_table", "graph_images", "geometry_images"]
 
-_FIELDS = ["line", "name", "smiles", "predicted_class", "probability", "p_strongly_polar",
+_FIELDS = ["line", "name", "smiles", "predicted_class", "probability", "p_strongly_polar", "label_mode",
            "xtb_dipole_debye", "xtb_class", "error"]
+
+
+def graph_images(rows: list[dict[str, Any]], image_size: int) -> list[np.ndarray | str]:
+    """2-D node-neighbour images (:func:`mol_to_image`) of ``[{"name", "smiles"}]``; a failure gives its reason."""
+    out: list[np.ndarray | str] = []
+    for m in rows:
+        try:
+            out.append(mol_to_image(parse_smiles(m["smiles"], m["name"]), image_size, m["name"]))
+        except MoleculeError as exc:
+            out.append(exc.reason)
+    return out
+
+
+def geometry_images(rows: list[dict[str, Any]], image_size: int, channels: list[str] | None = None,
+                    hydrogens: str = "folded") -> list[np.ndarray | str]:
+    """Geometry-aware images of ``[{"name", "smiles"}]`` built as a screen must: SMILES -> lowest-MMFF of
+    10 ETKDG conformers -> GFN2-xTB charges -> :func:`~andersonn.chem.image.structure_to_image`, keeping
+    ``channels`` (names, in order; default all). A molecule that fails gives its reason instead."""
+    from andersonn.chem.geometry import structure_from_smiles
+    from andersonn.chem.image import GEOMETRY_CHANNELS, structure_to_image
+
+    keep = [GEOMETRY_CHANNELS.index(c) for c in channels] if channels else None
+    out: list[np.ndarray | str] = []
+    for m in rows:
+        try:
+            img = structure_to_image(structure_from_smiles(m["smiles"], name=m["name"]), image_size,
+                                     hydrogens=hydrogens, name=m["name"])
+        except MoleculeError as exc:
+            out.append(exc.reason)
+            continue
+        except Exception as exc:  # an RDKit/tblite error type not foreseen: reported for this molecule only
+            out.append(f"{type(exc).__name__}: {exc}")
+            continue
+        out.append(img[keep] if keep is not None else img)
+    return out
 
 
 def screen_file(
@@ -44,6 +80,10 @@ def screen_file(
     scheduler: str | None = "synchronous",
     n_workers: int | None = None,
     log: TextIO | None = sys.stderr,
+    featurize: Callable[[list[dict[str, Any]]], list[Any]] | None = None,
+    label_mode: str | None = None,
+    progress: bool = False,
+    timing: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Predict the polarity class of each molecule of a CSV (``name,smiles``) or SMILES file.
 
@@ -56,28 +96,41 @@ def screen_file(
     image_size: must match the model's training images.
     output_path: CSV to write (one row per input molecule, errors included).
     log: where unparsable/oversize molecules are reported with their line number (``None``: silent).
+    featurize: ``[{"name", "smiles"}] -> [image or reason]`` (picklable; default :func:`graph_images`,
+        a geometry model passes a :func:`geometry_images` partial); runs on Dask as ``scheduler`` says
+        (``"synchronous"``: in this process, ``None``: a local cluster, or a scheduler address).
+    label_mode: what the model's class means (e.g. "QM9 DFT dipole >= 3 D"), copied into every row.
+    timing: filled with ``images_s``, ``inference_s`` and ``molecules_per_s``.
 
     Returns one dict per input molecule, in file order: ``line``, ``name``, ``smiles`` and either
     ``predicted_class``, ``probability`` (of that class), ``p_strongly_polar`` or ``error``.
     """
     import torch
 
+    from functools import partial
+
+    from andersonn.parallel import map_chunks
+
     names = class_names or list(CLASS_NAMES)
+    featurize = featurize or partial(graph_images, image_size=image_size)
+    molecules = read_molecule_file(path)
+    t0 = time.perf_counter()
+    built = map_chunks(featurize, [{"name": m["name"], "smiles": m["smiles"]} for m in molecules],
+                       chunk_size=32, scheduler=scheduler, n_workers=n_workers, desc="images" if progress else "")
     rows: list[dict[str, Any]] = []
     images: list[np.ndarray] = []
     ok_rows: list[dict[str, Any]] = []
-    for m in read_molecule_file(path):
+    for m, img in zip(molecules, built):
         row: dict[str, Any] = {"line": m["line"], "name": m["name"], "smiles": m["smiles"]}
-        try:
-            img = mol_to_image(parse_smiles(m["smiles"], m["name"]), image_size, m["name"])
-        except MoleculeError as exc:
-            row["error"] = exc.reason
+        if isinstance(img, str):
+            row["error"] = img
             if log is not None:
-                print(f"{path}:{m['line']}: skipped {m['name']!r}: {exc.reason}", file=log)
+                print(f"{path}:{m['line']}: skipped {m['name']!r}: {img}", file=log)
         else:
             images.append(img)
             ok_rows.append(row)
         rows.append(row)
+    t_images = time.perf_counter()
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.stack(images[start : start + batch_size]))
         with torch.no_grad():
@@ -89,6 +142,8 @@ def screen_file(
             row["probability"] = float(p[k])
             if len(p) > 1:
                 row["p_strongly_polar"] = float(p[1])
+            if label_mode:
+                row["label_mode"] = label_mode
     if with_labels and ok_rows:
         from andersonn.chem.labels import label_molecules
 
@@ -102,6 +157,10 @@ def screen_file(
             else:
                 row["xtb_dipole_debye"] = lab["dipole_debye"]
                 row["xtb_class"] = names[polarity_class(lab["dipole_debye"], threshold)]
+    if timing is not None:
+        total = time.perf_counter() - t0
+        timing.update(images_s=round(t_images - t0, 3), inference_s=round(total - (t_images - t0), 3),
+                      total_s=round(total, 3), molecules_per_s=round(len(rows) / total, 2) if total > 0 else 0.0)
     if output_path is not None:
         write_rows_csv(rows, Path(output_path), _FIELDS)
     return rows
