@@ -1,0 +1,72 @@
+"""Copy a trained alms-qm9 run into the package with its model card (what `andersonn screen` uses by default).
+
+The card states the data, the split, what the class means, the image, the accuracies measured by
+scripts/chem/qm9_report.py (test split, screen mode), the calibration and the versions.
+
+Usage: python scripts/chem/ship_qm9_model.py --run runs/qm9/accelerated --results docs/results/qm9/results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+
+DEST = Path(__file__).resolve().parents[2] / "src" / "andersonn" / "data" / "files" / "models" / "alms-qm9"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--name", default="accelerated", help="the run's name in results.json")
+    ap.add_argument("--results", type=Path, required=True)
+    ap.add_argument("--dest", type=Path, default=DEST)
+    args = ap.parse_args()
+    results = json.loads(args.results.read_text())
+    run = results["runs"][args.name]
+    config = json.loads((args.run / "config.json").read_text())
+    summary = json.loads((args.run / "summary.json").read_text())
+    dm = config["dataset_meta"]
+    args.dest.mkdir(parents=True, exist_ok=True)
+    for f in ("model.safetensors", "config.json", "summary.json", "metrics.csv"):
+        shutil.copy2(args.run / f, args.dest / f)
+    screen = results.get("screen_mode", {}).get(args.name)
+    card = {
+        "task": "alms-qm9: is a molecule strongly polar (dipole >= threshold)?",
+        "classes": config["class_names"],
+        "threshold_debye": dm["threshold_debye"],
+        "label_mode": dm["label"],
+        "data": {"source": "QM9 (qm9pack), B3LYP/6-31G(2df,p) dipoles and geometries", "counts": dm["counts"],
+                 "fraction_strongly_polar": dm["fraction_strongly_polar"],
+                 "split": "80/10/10 train/validation/test, stratified by class, seed 0 (andersonn.chem.qm9)"},
+        "image": {"size": config["model"]["image_size"], "hydrogens": dm["hydrogens"], "channels": dm["channels"],
+                  "image_version": dm["image_version"],
+                  "structure_at_training": "the QM9 DFT geometry of each molecule",
+                  "structure_when_screening": "lowest-MMFF94-energy of 10 RDKit ETKDGv3 conformers"},
+        "model": {"arch": config["config"]["arch"], "solver": config["config"]["solver"], "params": summary["params"],
+                  "widths": [config["model"]["channels"], config["model"]["inner_channels"]],
+                  "chosen_epoch": summary.get("chosen_epoch"), "epochs_run": summary.get("epochs_run"),
+                  "train_time_s": summary["train_time_s"]},
+        "accuracy": {
+            "validation": summary.get("val_accuracy"),
+            "test_at_dft_geometry": {k: run[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "brier", "confusion_matrix")},
+            "test_screen_mode": ({k: screen[k] for k in ("n_imaged", "accuracy", "balanced_accuracy", "roc_auc", "brier")}
+                                 if screen else None),
+            "accuracy_by_margin_debye": run["accuracy_by_margin"],
+        },
+        "calibration_test": run["calibration"],
+        "versions": {p: version(p) for p in ("andersonn", "torch", "rdkit", "tblite", "numpy")},
+        "caveats": [
+            "Trained on QM9 (C, H, N, O, F; at most 9 heavy atoms): molecules outside that chemistry or size "
+            "are outside what it was trained and measured on.",
+            "Screen mode images an MMFF94 conformer, not the DFT geometry: its accuracy is the test_screen_mode figure.",
+        ],
+    }
+    (args.dest / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
+    print(f"shipped {args.run} -> {args.dest}")
+
+
+if __name__ == "__main__":
+    main()
