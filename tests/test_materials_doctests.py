@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pymatgen")
 
-MODULES = ["cif", "graph", "image", "cache", "pores", "baseline", "screen", "examples", "coremof",
+MODULES = ["cif", "graph", "image", "cache", "pores", "baseline", "screen", "examples", "coremof", "channels",
            "porespace"]
 
 

@@ -10,7 +10,7 @@ from pymatgen.core import Lattice, Structure  # noqa: E402
 from andersonn.materials.cif import read_structure  # noqa: E402
 from andersonn.materials.examples import example_cif_path  # noqa: E402
 from andersonn.materials.graph import structure_to_graph  # noqa: E402
-from andersonn.materials.image import CHANNELS, crop_atoms, graph_to_image  # noqa: E402
+from andersonn.materials.image import GRAPH_CHANNELS, crop_atoms, graph_to_image  # noqa: E402
 
 
 def _mof_like(n_cells: int = 3) -> Structure:
@@ -39,7 +39,7 @@ def test_image_is_deterministic_and_independent_of_atom_order():
 def test_image_same_from_file_twice():
     a = _image(read_structure(example_cif_path("NaCl")), 12)
     b = _image(read_structure(example_cif_path("NaCl")), 12)
-    assert a.shape == (len(CHANNELS), 12, 12) and a.dtype == np.float32
+    assert a.shape == (len(GRAPH_CHANNELS), 12, 12) and a.dtype == np.float32
     assert np.array_equal(a, b)
     assert 0.0 <= a.min() and a.max() <= 1.0
 
@@ -91,4 +91,4 @@ def test_environment_channels_known_values():
     # 10 A (b = c = 10 A), which sit on the cutoff, so allow both
     assert set(wide.tolist()) <= {14.0, 18.0}
     img = graph_to_image(g, 4)
-    assert np.allclose(img[CHANNELS.index("void_distance"), 0, 0], 0.56)
+    assert np.allclose(img[GRAPH_CHANNELS.index("void_distance"), 0, 0], 0.56)

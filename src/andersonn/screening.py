@@ -69,12 +69,17 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     predict, meta = load_predictor(run_dir)
     kind = task_of(meta, task)
     size = meta["model"]["image_size"]
-    if meta["config"]["dataset"] in TASKS and TASKS[meta["config"]["dataset"]] != kind:
-        raise ValueError(f"the model in {run_dir} was trained for {TASKS[meta['config']['dataset']]}, not {kind}")
+    trained_on = meta["config"]["dataset"]
+    if trained_on not in TASKS:
+        raise ValueError(f"the model in {run_dir} was trained on {trained_on}, not on {kind} "
+                         f"(screening needs a model trained on {', '.join(k for k, v in TASKS.items() if v == kind)})")
+    if TASKS[trained_on] != kind:
+        raise ValueError(f"the model in {run_dir} was trained for {TASKS[trained_on]}, not {kind}")
     if kind == "pores":
         from .materials.screen import screen_cifs
 
-        return screen_cifs(list(paths), predict, image_size=size, class_names=meta["class_names"])
+        return screen_cifs(list(paths), predict, image_size=size, class_names=meta["class_names"],
+                           channels=meta.get("dataset_meta", {}).get("channels"))
     from functools import partial
 
     from .chem.screen import geometry_images, graph_images, screen_file

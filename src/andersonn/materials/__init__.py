@@ -4,10 +4,12 @@ Public API (each documented in its module):
 
 * :func:`read_structure`, :class:`CifError`                       -- ``cif``
 * :func:`structure_to_graph`, :class:`PeriodicGraph`              -- ``graph``
-* :func:`graph_to_image`, :data:`CHANNELS`                         -- ``image``
+* :func:`graph_to_image`, :func:`structure_image`                  -- ``image``
+* :data:`CHANNELS`, :data:`GRAPH_CHANNELS`, :func:`select_channels` -- ``channels``
+* :func:`porespace_channels`, :func:`pore_diameters`              -- ``porespace``
 * :func:`build_image_cache`                                       -- ``cache``
 * :func:`load_pores`, :data:`CLASS_NAMES`, :data:`PORE_BINS`      -- ``pores`` (task ``alms-pores``)
-* :func:`descriptor_baseline`                                     -- ``baseline``
+* :func:`descriptor_baseline`, :func:`all_baselines`              -- ``baseline``
 * :func:`screen_cifs`                                             -- ``screen``
 
 >>> from andersonn.materials import CLASS_NAMES
@@ -15,25 +17,33 @@ Public API (each documented in its module):
 ['gas', 'small-molecule', 'large-molecule', 'nucleic-acid']
 """
 
-from andersonn.materials.baseline import descriptor_baseline
+from andersonn.materials.baseline import all_baselines, descriptor_baseline
 from andersonn.materials.cache import build_image_cache
+from andersonn.materials.channels import CHANNELS, GRAPH_CHANNELS, select_channels
 from andersonn.materials.cif import CifError, read_structure
 from andersonn.materials.graph import PeriodicGraph, structure_to_graph
-from andersonn.materials.image import CHANNELS, graph_to_image
+from andersonn.materials.image import graph_to_image, structure_image
 from andersonn.materials.pores import CLASS_NAMES, PORE_BINS, load_pores
+from andersonn.materials.porespace import pore_diameters, porespace_channels
 from andersonn.materials.screen import screen_cifs
 
 __all__ = [
     "CHANNELS",
     "CLASS_NAMES",
+    "GRAPH_CHANNELS",
     "PORE_BINS",
     "CifError",
     "PeriodicGraph",
+    "all_baselines",
     "build_image_cache",
     "descriptor_baseline",
     "graph_to_image",
     "load_pores",
+    "pore_diameters",
+    "porespace_channels",
     "read_structure",
     "screen_cifs",
+    "select_channels",
+    "structure_image",
     "structure_to_graph",
 ]

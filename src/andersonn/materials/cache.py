@@ -3,7 +3,16 @@
 Layout of a cache directory::
 
     records.sqlite                 ResultCache: key -> JSON record (metadata or error)
-    images/s<SIZE>v<VERSION>/<refcode>.npy   the image, float32 (C, SIZE, SIZE)
+    images/s<SIZE>v<VERSION>/<refcode>.npy   the image, float32 (13, SIZE, SIZE)
+
+The image is :func:`andersonn.materials.image.structure_image`: the 9 graph
+channels, then the 4 pore-profile channels (names:
+:data:`andersonn.materials.channels.CHANNELS`).  A record also keeps our own
+pore sizes from :func:`andersonn.materials.porespace.pore_diameters`, computed
+on the same distance grid, under ``"porespace"``: ``pld``, ``lcd``, ``lfpd``
+(A), ``dimensionality`` (0-3) and ``along`` (a, b, c).  They are estimates
+from the atoms, kept so that reports can compare them with Zeo++'s; they are
+not the labels (those are Zeo++'s PLD from the CoRE MOF table).
 
 A key is ``"<refcode>@s<SIZE>@v<IMAGE_VERSION>"``.  Each image is written to a
 temporary file and moved into place with ``os.replace`` *before* its record is
@@ -17,7 +26,9 @@ default, ``scheduler="synchronous"`` in-process, or a scheduler address).
 >>> d = tempfile.mkdtemp()
 >>> recs = build_image_cache({"NaCl": example_cif_path("NaCl")}, d, 8, scheduler="synchronous")
 >>> recs["NaCl"]["formula"], load_image(d, recs["NaCl"]).shape
-('NaCl', (9, 8, 8))
+('NaCl', (13, 8, 8))
+>>> sorted(recs["NaCl"]["porespace"])
+['along', 'dimensionality', 'lcd', 'lfpd', 'pld', 'spacing']
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from andersonn.parallel import ResultCache, map_cached
 
 __all__ = [
     "IMAGE_VERSION",
+    "PORESPACE_SPACING",
     "build_image_cache",
     "build_image_record",
     "cache_key",
@@ -43,14 +55,18 @@ __all__ = [
 ]
 
 #: Bump when the image definition changes, so old cache entries are not reused.
-IMAGE_VERSION = 3
+#: 4: the 4 pore-profile channels appended (13 channels), ``porespace`` in the record.
+IMAGE_VERSION = 4
+
+#: Grid spacing (A) of the distance grid behind the pore channels and estimates.
+PORESPACE_SPACING = 0.5
 
 
 def cache_key(refcode: str, image_size: int) -> str:
     """Record key of ``refcode`` at ``image_size``.
 
     >>> cache_key("ABAVIJ_clean", 32)
-    'ABAVIJ_clean@s32@v3'
+    'ABAVIJ_clean@s32@v4'
     """
     return f"{refcode}@s{image_size}@v{IMAGE_VERSION}"
 
@@ -79,12 +95,17 @@ def build_image_record(item: Mapping[str, Any]) -> dict[str, Any]:
     """
     from andersonn.materials.cif import read_structure
     from andersonn.materials.graph import structure_to_graph
-    from andersonn.materials.image import graph_to_image
+    from andersonn.materials.image import structure_image
+    from andersonn.materials.porespace import distance_grid, pore_diameters
 
     t0 = time.perf_counter()
     structure = read_structure(item["cif"])
+    t_read = time.perf_counter() - t0
     graph = structure_to_graph(structure)
-    image = graph_to_image(graph, int(item["image_size"]))
+    # one grid for both the pore channels and our PLD/LCD estimate
+    grid = distance_grid(structure, PORESPACE_SPACING)
+    image = structure_image(structure, int(item["image_size"]), graph=graph, grid=grid)
+    pores = pore_diameters(structure, grid=grid)
     save_npy_atomic(image, Path(item["root"]) / item["npy"])
     comp = structure.composition.fractional_composition.get_el_amt_dict()
     return {
@@ -96,7 +117,16 @@ def build_image_record(item: Mapping[str, Any]) -> dict[str, Any]:
         "volume_per_atom": float(structure.volume / len(structure)),
         "composition": {k: float(v) for k, v in sorted(comp.items())},
         "mean_coordination": float(graph.coordination.mean()),
+        "porespace": {
+            "pld": float(pores["pld"]),
+            "lcd": float(pores["lcd"]),
+            "lfpd": float(pores["lfpd"]),
+            "dimensionality": int(pores["dimensionality"]),
+            "along": [bool(v) for v in pores["along"]],
+            "spacing": PORESPACE_SPACING,
+        },
         "seconds": time.perf_counter() - t0,
+        "read_seconds": t_read,
     }
 
 

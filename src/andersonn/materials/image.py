@@ -3,7 +3,7 @@
 The image has shape ``(C, S, S)`` for ``S = image_size``: row ``r`` describes
 atom ``r`` of a crop of ``S`` atoms, column ``0`` is that atom itself and
 columns ``1..`` are the other atoms of the crop ordered by bond hops from it
-(then by distance, then by crop index).  Pixel channels (:data:`CHANNELS`),
+(then by distance, then by crop index).  Pixel channels (:data:`GRAPH_CHANNELS`),
 all scaled to ``[0, 1]``, describe the *column* atom and its relation to the
 row atom:
 
@@ -46,6 +46,14 @@ periodic images (a 2-atom chain fills all ``S`` rows).  Only a finite component
 (a discrete molecule) that is exhausted starts again from the next unvisited
 atom by canonical rank; when every atom is used the rest is zero padding.
 
+**The task image** (:func:`structure_image`, what the ``alms-pores`` cache
+stores) is ``(13, S, S)``: these 9 graph channels followed by the 4
+pore-profile channels of :func:`andersonn.materials.porespace.porespace_channels`
+(:data:`PORE_CHANNELS`; column ``j`` there is a probe radius, not an atom).
+The crop sees ~S atoms around one metal; the pore profile is measured over the
+whole periodic cell, which is where the pore-limiting window is.  The names of
+all 13 are :data:`CHANNELS` (defined in :mod:`andersonn.materials.channels`).
+
 >>> from andersonn.materials.cif import read_structure
 >>> from andersonn.materials.examples import example_cif_path
 >>> from andersonn.materials.graph import structure_to_graph
@@ -61,21 +69,18 @@ from functools import lru_cache
 
 import numpy as np
 
+from andersonn.materials.channels import CHANNELS, GRAPH_CHANNELS, PORE_CHANNELS
 from andersonn.materials.graph import PeriodicGraph
 
-__all__ = ["CHANNELS", "crop_atoms", "environment_features", "graph_to_image", "structure_image"]
-
-CHANNELS: tuple[str, ...] = (
-    "atomic_number",
-    "electronegativity",
-    "metal",
-    "coordination",
-    "bond_hops",
-    "distance",
-    "atoms_within_6A",
-    "atoms_within_10A",
-    "void_distance",
-)
+__all__ = [
+    "CHANNELS",
+    "GRAPH_CHANNELS",
+    "PORE_CHANNELS",
+    "crop_atoms",
+    "environment_features",
+    "graph_to_image",
+    "structure_image",
+]
 
 _MAX_COORDINATION = 12.0
 _MAX_DISTANCE = 20.0
@@ -244,7 +249,7 @@ def environment_features(
 
 
 def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
-    """Node-neighbour image ``float32 (len(CHANNELS), image_size, image_size)``.
+    """Node-neighbour image ``float32 (len(GRAPH_CHANNELS), image_size, image_size)``.
 
     >>> from pymatgen.core import Lattice, Structure
     >>> from andersonn.materials.graph import structure_to_graph
@@ -257,7 +262,7 @@ def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
         raise ValueError("image_size must be positive")
     nodes = crop_atoms(graph, image_size)
     m = len(nodes)
-    out = np.zeros((len(CHANNELS), image_size, image_size), dtype=np.float32)
+    out = np.zeros((len(GRAPH_CHANNELS), image_size, image_size), dtype=np.float32)
     if m == 0:
         return out
     atoms = np.array([a for a, _ in nodes])
@@ -284,14 +289,30 @@ def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
     return out
 
 
-def structure_image(structure, image_size: int = 32) -> np.ndarray:
-    """Shortcut: ``graph_to_image(structure_to_graph(structure), image_size)``.
+def structure_image(structure, image_size: int = 32, *, graph: PeriodicGraph | None = None,
+                    grid: np.ndarray | None = None) -> np.ndarray:
+    """The task image ``float32 (len(CHANNELS), S, S)``: graph channels, then pore-profile channels.
+
+    ``[:9]`` is ``graph_to_image(structure_to_graph(structure), S)``, ``[9:]`` is
+    ``porespace_channels(structure, S)``.  ``graph`` / ``grid``: the bond graph
+    or the :func:`~andersonn.materials.porespace.distance_grid` of
+    ``structure`` if already computed (the cache reuses the grid for its own
+    PLD estimate).  ``image_size`` must be at least 2 (one column per probe
+    radius).
 
     >>> from andersonn.materials.cif import read_structure
     >>> from andersonn.materials.examples import example_cif_path
-    >>> structure_image(read_structure(example_cif_path("chain")), 4).shape
-    (9, 4, 4)
+    >>> img = structure_image(read_structure(example_cif_path("chain")), 4)
+    >>> img.shape, [round(float(v), 3) for v in img[CHANNELS.index("void_fraction"), 0]]
+    ((13, 4, 4), [0.92, 0.417, 0.002, 0.0])
+
+    (The void fraction of the chains' 10 x 10 A box at probe radii 0, 2.7, 5.3
+    and 8 A: little room is left more than 5 A from a chain.)
     """
     from andersonn.materials.graph import structure_to_graph
+    from andersonn.materials.porespace import porespace_channels
 
-    return graph_to_image(structure_to_graph(structure), image_size)
+    if graph is None:
+        graph = structure_to_graph(structure)
+    pores = porespace_channels(structure, image_size, grid=grid)
+    return np.concatenate([graph_to_image(graph, image_size), pores], axis=0)

@@ -20,12 +20,26 @@ class              PLD (A)       admits
 =================  ============  ===============================================
 
 In the 12,020 structures of the CoRE MOF 2019 all-solvent-removed set the
-classes hold 5699 / 3760 / 2060 / 501 structures (47 / 31 / 17 / 4 %).  So that
-accuracy is not dominated by the gas class, the default data set draws the
-*same number* of structures from every class (``max_structures // 4``, seeded;
-``None`` means :data:`DEFAULT_MAX_STRUCTURES` = 2000); ``max_structures=0``
-takes every structure with its natural balance.  The
-class balance after skipping unreadable CIFs is reported in ``meta``.
+classes hold 5699 / 3760 / 2060 / 501 structures (47 / 31 / 17 / 4 %).  Two
+modes (``mode``):
+
+* ``"balanced"`` (default): so that accuracy is not dominated by the gas class,
+  the *same number* of structures is drawn from every class
+  (``max_structures // 4``, seeded; ``None`` means
+  :data:`DEFAULT_MAX_STRUCTURES` = 2000; ``0`` takes every structure with its
+  natural balance), split train/test 80/20 stratified by class.
+* ``"full"``: every structure of the table with its natural balance (or, with
+  ``max_structures=n``, a stratified draw of ``n`` that keeps the natural
+  proportions), split train/val/test 80/10/10 stratified by class
+  (:func:`split_indices`), so the test split has the natural balance and the
+  validation split chooses the epoch.
+
+In both, the structures that cannot be read are listed with their reason in
+``meta["skipped"]`` and counted by reason in ``meta["skipped_reasons"]``; the
+class balance of every split is in ``meta["class_balance"]``.  The images are
+the 13-channel images of :func:`andersonn.materials.image.structure_image`;
+``channels`` keeps a subset (:func:`andersonn.materials.channels.select_channels`,
+e.g. ``"graph"`` for the 9 graph channels alone).
 
 >>> pore_class(3.3), pore_class(5.0), pore_class(12.0)
 (0, 1, 3)
@@ -36,24 +50,28 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from andersonn.materials.cache import build_image_cache, load_image
+from andersonn.materials.channels import CHANNELS, select_channels
 from andersonn.materials.coremof import DEFAULT_SET, coremof_table, extract_cifs
-from andersonn.materials.image import CHANNELS
 
 __all__ = [
     "CLASS_NAMES",
     "DEFAULT_MAX_STRUCTURES",
+    "MODES",
     "PLD_EDGES",
     "PORE_BINS",
+    "SPLIT_FRACTIONS",
     "default_cache_dir",
     "load_pores",
     "pore_class",
     "select_structures",
+    "split_indices",
 ]
 
 #: Class edges on the pore-limiting diameter, angstrom.
@@ -73,6 +91,12 @@ PORE_BINS: list[dict[str, Any]] = [
 #: Default size: 500 structures per class, built in a few minutes on 2 cores.
 DEFAULT_MAX_STRUCTURES = 2000
 
+#: ``mode`` of :func:`load_pores` / :func:`select_structures`.
+MODES: tuple[str, ...] = ("balanced", "full")
+
+#: Train / validation / test fractions of the ``"full"`` mode.
+SPLIT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
 
 def pore_class(pld: float) -> int:
     """Class index of a pore-limiting diameter ``pld`` (A)."""
@@ -86,17 +110,26 @@ def default_cache_dir() -> Path:
 
 
 def select_structures(
-    max_structures: int | None = None, seed: int = 0, dataset: str = DEFAULT_SET
+    max_structures: int | None = None, seed: int = 0, dataset: str = DEFAULT_SET, *, mode: str = "balanced"
 ) -> dict[str, int]:
     """``refcode -> class`` of the structures in the data set (seeded, deterministic).
 
-    ``max_structures=0``: all structures.  Otherwise (``None``: 2000)
-    ``max_structures // 4`` drawn at random (``seed``) from each class, or the
-    whole class if smaller.
+    ``mode="balanced"``: ``max_structures=0`` all structures; otherwise
+    (``None``: 2000) ``max_structures // 4`` drawn at random (``seed``) from
+    each class, or the whole class if smaller.  ``mode="full"``: every
+    structure with a Zeo++ PLD (``max_structures`` ``None`` or ``0``), or a
+    draw of ``max_structures`` that keeps the class proportions (largest
+    remainder, at least one of every class present).
     """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; the modes are {', '.join(MODES)}")
     table = coremof_table(dataset)
     labels = {ref: pore_class(row["PLD"]) for ref, row in sorted(table.items())
               if np.isfinite(row["PLD"])}
+    if mode == "full":
+        if not max_structures or max_structures >= len(labels):
+            return labels
+        return _natural_draw(labels, max_structures, seed)
     if max_structures is None:
         max_structures = DEFAULT_MAX_STRUCTURES
     if max_structures <= 0:
@@ -110,6 +143,77 @@ def select_structures(
         for i in sorted(take):
             chosen[refs[i]] = c
     return dict(sorted(chosen.items()))
+
+
+def _natural_draw(labels: dict[str, int], n: int, seed: int) -> dict[str, int]:
+    """``n`` of ``labels`` drawn per class in proportion to the class sizes.
+
+    >>> lab = {f"r{i}": 0 if i < 6 else 1 for i in range(8)}
+    >>> sorted(np.bincount(list(_natural_draw(lab, 4, 0).values())).tolist())
+    [1, 3]
+    """
+    counts = np.bincount(list(labels.values()), minlength=len(CLASS_NAMES))
+    share = counts * n / counts.sum()
+    take = np.floor(share).astype(int)
+    take = np.where((counts > 0) & (take == 0), 1, take)  # keep every class present
+    for c in np.argsort(-(share - np.floor(share)), kind="stable"):
+        if take.sum() >= n:
+            break
+        if take[c] < counts[c]:
+            take[c] += 1
+    rng = np.random.default_rng(seed)
+    chosen: dict[str, int] = {}
+    for c in range(len(CLASS_NAMES)):
+        refs = sorted(r for r, y in labels.items() if y == c)
+        for i in sorted(rng.permutation(len(refs))[: take[c]]):
+            chosen[refs[i]] = c
+    return dict(sorted(chosen.items()))
+
+
+def _can_stratify(y: np.ndarray, n_test: int) -> bool:
+    counts = np.bincount(y)
+    present = counts[counts > 0]
+    return len(present) > 0 and present.min() >= 2 and min(n_test, len(y) - n_test) >= len(present)
+
+
+def split_indices(
+    y: np.ndarray, seed: int = 0, fractions: tuple[float, ...] = SPLIT_FRACTIONS
+) -> tuple[np.ndarray, ...]:
+    """Sorted index arrays of a seeded split of ``y`` stratified by class.
+
+    ``fractions``: ``(train, test)`` or ``(train, val, test)``, summing to 1.
+    The test part is split off first, then validation from the rest, each with
+    scikit-learn's ``train_test_split(stratify=...)``, so every part keeps the
+    class proportions (to within one structure per class).  A part too small
+    for every class, or a class with one member, falls back to an
+    unstratified split.
+
+    >>> y = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    >>> tr, va, te = split_indices(y, seed=0)
+    >>> len(tr), len(va), len(te), np.bincount(y[te]).tolist(), np.bincount(y[va]).tolist()
+    (80, 10, 10, [6, 3, 1], [6, 3, 1])
+    """
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(y)
+    if len(fractions) not in (2, 3) or not np.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
+        raise ValueError(f"fractions must be 2 or 3 positive numbers summing to 1, got {fractions}")
+
+    def cut(idx: np.ndarray, size: float | int) -> tuple[np.ndarray, np.ndarray]:
+        n_test = size if isinstance(size, int) else int(np.ceil(size * len(idx)))
+        strat = y[idx] if _can_stratify(y[idx], n_test) else None
+        a, b = train_test_split(idx, test_size=size, random_state=seed, stratify=strat)
+        return np.sort(a), np.sort(b)
+
+    idx = np.arange(len(y))
+    rest, te = cut(idx, float(fractions[-1]))
+    if len(fractions) == 2:
+        return rest, te
+    # the validation size as a count of the whole set: a fraction of the rest
+    # (0.1 / 0.9) would round up to one structure too many
+    n_val = max(1, int(round(fractions[1] * len(y))))
+    tr, va = cut(rest, n_val)
+    return tr, va, te
 
 
 def _reason(error: str) -> str:
@@ -130,26 +234,42 @@ def load_pores(
     max_structures: int | None = None,
     seed: int = 0,
     scheduler: str | None = None,
+    *,
+    mode: str = "balanced",
+    channels: str | Sequence[str] | None = None,
 ) -> dict:
-    """The ``alms-pores`` data set: node-neighbour images of MOFs and their PLD class.
+    """The ``alms-pores`` data set: 13-channel images of MOFs and their PLD class.
 
     Builds the image cache on first use (progress bar, resumable, parallel via
-    :func:`andersonn.parallel.map_cached`), then loads from it.  The split is
-    stratified 80/20, seeded by ``seed``.  ``max_structures``: ``None`` = 2000
-    (500 per class), ``0`` = all 12,020 with their natural balance.
+    :func:`andersonn.parallel.map_cached`: ``scheduler`` ``None`` = a local
+    Dask cluster, ``"synchronous"`` or a ``tcp://`` address), then loads from
+    it.  ``mode="balanced"`` (default): ``max_structures`` ``None`` = 2000
+    (500 per class), ``0`` = all 12,020 with their natural balance; split
+    train/test 80/20 stratified, seeded by ``seed``.  ``mode="full"``: every
+    structure with its natural balance (``max_structures=n``: a proportional
+    draw of ``n``), split train/val/test 80/10/10 stratified (see
+    :func:`split_indices`).  ``channels``: names or groups of
+    :data:`~andersonn.materials.channels.CHANNELS` to keep (default all;
+    ``ValueError`` for an unknown name).
 
     Returns ``{"x_train": float32 (N, C, S, S), "y_train": int64 (N,), "x_test",
-    "y_test", "class_names", "meta"}``; ``meta`` holds the bins, class balance,
-    counts, skipped structures with reasons and the sources.
+    "y_test", "class_names", "meta"}``, plus ``"x_val"``, ``"y_val"`` in the
+    full mode; ``meta`` holds the mode, bins, kept channels, class balance of
+    every split, counts, skipped structures with reasons (and counts by
+    reason), the refcodes of each split and the sources.
 
     >>> d = load_pores(max_structures=8, image_size=8, scheduler="synchronous")  # doctest: +SKIP
     >>> d["x_train"].shape[1:], d["class_names"][3]                             # doctest: +SKIP
-    ((9, 8, 8), 'nucleic-acid')
+    ((13, 8, 8), 'nucleic-acid')
+    >>> d = load_pores(mode="full", channels="graph", scheduler="synchronous")  # doctest: +SKIP
+    >>> d["x_val"].shape[1], d["meta"]["class_balance"]["test"]                 # doctest: +SKIP
+    (9, {'gas': ..., 'small-molecule': ..., 'large-molecule': ..., 'nucleic-acid': ...})
     """
-    from sklearn.model_selection import train_test_split
-
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; the modes are {', '.join(MODES)}")
+    keep = select_channels(channels)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    labels = select_structures(max_structures, seed)
+    labels = select_structures(max_structures, seed, mode=mode)
     cifs = extract_cifs(labels, root / "cifs")
     missing = sorted(set(labels) - set(cifs))
     records = build_image_cache(
@@ -158,41 +278,51 @@ def load_pores(
     good = sorted(r for r, rec in records.items() if "error" not in rec)
     skipped = {r: rec["error"] for r, rec in sorted(records.items()) if "error" in rec}
     skipped.update({r: "CIF not found in the core-mof archive" for r in missing})
-    if len(good) < 2:
+    need = 3 if mode == "full" else 2
+    if len(good) < need:
         raise RuntimeError(f"alms-pores: only {len(good)} usable structures; skipped: {skipped}")
-    x = np.stack([load_image(root, records[r]) for r in good]).astype(np.float32)
     y = np.array([labels[r] for r in good], dtype=np.int64)
-    idx = np.arange(len(good))
-    counts = np.bincount(y, minlength=len(CLASS_NAMES))
-    n_present = int((counts > 0).sum())
-    can_stratify = counts[counts > 0].min() >= 2 and int(0.2 * len(good)) >= n_present
-    stratify = y if can_stratify else None
-    tr, te = train_test_split(idx, test_size=0.2, random_state=seed, stratify=stratify)
-    tr, te = np.sort(tr), np.sort(te)
+    fractions = SPLIT_FRACTIONS if mode == "full" else (0.8, 0.2)
+    parts = dict(zip(("train", "val", "test") if mode == "full" else ("train", "test"),
+                     split_indices(y, seed, fractions)))
+
+    def images(part: np.ndarray) -> np.ndarray:
+        # filled in place: the full set is ~0.6 GB at 13 x 32 x 32, so no stacked copy
+        out = np.empty((len(part), len(keep), image_size, image_size), dtype=np.float32)
+        for k, i in enumerate(part):
+            out[k] = load_image(root, records[good[i]])[keep]
+        return out
 
     def balance(part: np.ndarray) -> dict[str, int]:
         c = np.bincount(y[part], minlength=len(CLASS_NAMES))
         return {name: int(n) for name, n in zip(CLASS_NAMES, c)}
 
+    idx = np.arange(len(good))
+    te = parts["test"]
     seconds = [records[r]["seconds"] for r in good]
     meta = {
         "task": "alms-pores",
+        "mode": mode,
         "label": "PLD (pore-limiting diameter, A; Zeo++ values from CoRE MOF 2019)",
         "bins": PORE_BINS,
-        "channels": list(CHANNELS),
+        "channels": [CHANNELS[i] for i in keep],
         "image_size": image_size,
         "seed": seed,
-        "max_structures": DEFAULT_MAX_STRUCTURES if max_structures is None else max_structures,
+        "max_structures": (DEFAULT_MAX_STRUCTURES if max_structures is None and mode == "balanced"
+                           else max_structures),
+        "split": "/".join(parts) + " " + "/".join(f"{round(100 * f)}" for f in fractions)
+                 + " %, stratified by class (unstratified only where a class is too small)",
         "n_selected": len(labels),
         "n_used": len(good),
         "n_skipped": len(skipped),
-        "class_balance": {"all": balance(idx), "train": balance(tr), "test": balance(te)},
+        "class_balance": {"all": balance(idx), **{k: balance(v) for k, v in parts.items()}},
         "majority_test_accuracy": float(np.bincount(y[te]).max() / len(te)),
         "skipped": skipped,
         "skipped_reasons": dict(Counter(_reason(e) for e in skipped.values()).most_common()),
         "build_seconds_per_structure": float(np.mean(seconds)),
-        "refcodes_train": [good[i] for i in tr],
-        "refcodes_test": [good[i] for i in te],
+        **{f"refcodes_{k}": [good[i] for i in v] for k, v in parts.items()},
+        # per-structure lists: kept for the baselines, too large for a trained model's config.json
+        "not_saved": [f"refcodes_{k}" for k in parts],
         "cache_dir": str(root),
         "sources": {
             "structures": f"CoRE MOF 2019 ({DEFAULT_SET}, all solvent removed), pip package core-mof",
@@ -200,11 +330,5 @@ def load_pores(
             "pore_sizes": "Zeo++ PLD/LCD from the CoRE MOF 2019 property table",
         },
     }
-    return {
-        "x_train": x[tr],
-        "y_train": y[tr],
-        "x_test": x[te],
-        "y_test": y[te],
-        "class_names": list(CLASS_NAMES),
-        "meta": meta,
-    }
+    out = {f"{xy}_{k}": (images(v) if xy == "x" else y[v]) for k, v in parts.items() for xy in ("x", "y")}
+    return {**out, "class_names": list(CLASS_NAMES), "meta": meta}

@@ -89,6 +89,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from andersonn.materials.channels import PORE_CHANNELS
+
 __all__ = [
     "CHANNELS",
     "DEFAULT_MAX_RADIUS",
@@ -105,12 +107,8 @@ __all__ = [
     "vdw_radius",
 ]
 
-CHANNELS: tuple[str, ...] = (
-    "accessible_fraction",
-    "void_fraction",
-    "channel_dimensionality",
-    "accessible_surface",
-)
+#: The 4 pore-profile channel names (:data:`andersonn.materials.channels.PORE_CHANNELS`).
+CHANNELS: tuple[str, ...] = PORE_CHANNELS
 
 #: Largest probe radius (A) of the image columns: an 16 A pore diameter, well
 #: above the 10 A edge of the largest PLD class.
@@ -586,11 +584,13 @@ def porespace_channels(
     max_radius: float = DEFAULT_MAX_RADIUS,
     spacing: float = 0.5,
     radii="vdw",
+    grid: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pore-profile image channels, float32 ``(len(CHANNELS), S, S)`` (see the module doc).
 
     Column ``j`` is the probe radius ``j * max_radius / (S - 1)``; rows repeat
-    the column value.  Deterministic, and independent of atom order (the same
+    the column value.  ``grid``: a :func:`distance_grid` of ``structure``
+    already computed (then ``spacing`` and ``radii`` are not used).  Deterministic, and independent of atom order (the same
     atoms give the same grid) and, up to the grid resolution, of an origin
     shift or an equivalent choice of cell.
 
@@ -603,7 +603,8 @@ def porespace_channels(
     if image_size < 2:
         raise ValueError("image_size must be at least 2 (one column per probe radius)")
     probe = np.linspace(0.0, max_radius, image_size)
-    grid = distance_grid(structure, spacing, radii)
+    if grid is None:
+        grid = distance_grid(structure, spacing, radii)
     prof = pore_profile(grid, structure.lattice, probe)
     rows = np.stack(
         [

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from andersonn.materials.channels import select_channels
 from andersonn.materials.cif import CifError, read_structure
 from andersonn.materials.graph import structure_to_graph
-from andersonn.materials.image import graph_to_image
+from andersonn.materials.image import structure_image
 from andersonn.materials.pores import CLASS_NAMES, PORE_BINS
 
 __all__ = ["screen_cifs"]
@@ -31,12 +32,16 @@ def screen_cifs(
     image_size: int = 32,
     class_names: Sequence[str] | None = None,
     batch_size: int = 256,
+    channels: str | Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Classify each CIF in ``paths``; one row per path, in order.
 
     ``predict_fn(images)`` maps a ``torch.Tensor (B, C, S, S)`` float32 batch to
-    class probabilities ``(B, n_classes)``.  ``image_size`` must be the size the
-    model was trained on.  A row is ``{"path", "formula", "n_atoms", "n_bonds",
+    class probabilities ``(B, n_classes)``.  The images are the task images of
+    :func:`~andersonn.materials.image.structure_image` (13 channels);
+    ``image_size`` and ``channels`` (names or groups, see
+    :func:`~andersonn.materials.channels.select_channels`; default all) must be
+    what the model was trained on.  A row is ``{"path", "formula", "n_atoms", "n_bonds",
     "predicted_class", "class_index", "probabilities": {name: p}, "admits"}``,
     or ``{"path", "error"}`` for a file that could not be read (the others are
     still classified).
@@ -44,6 +49,7 @@ def screen_cifs(
     import torch
 
     names = list(class_names) if class_names is not None else list(CLASS_NAMES)
+    keep = select_channels(channels)
     admits = {b["name"]: b["admits"] for b in PORE_BINS}
     rows: list[dict[str, Any]] = []
     images: list[np.ndarray] = []
@@ -53,7 +59,7 @@ def screen_cifs(
         try:
             structure = read_structure(path)
             graph = structure_to_graph(structure)
-            images.append(graph_to_image(graph, image_size))
+            images.append(structure_image(structure, image_size, graph=graph)[keep])
             slots.append(len(rows))
             row.update(
                 formula=structure.composition.reduced_formula,
