@@ -140,3 +140,24 @@ def test_interrupted_labelling_run_resumes_without_recomputing(tmp_path: Path) -
     for k, rec in before.items():
         assert after[k] == rec  # records from before the kill were not recomputed
     assert all(r.get("dipole_debye") is not None and not r.get("error") for r in rows)
+
+
+def test_label_command_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    good = tmp_path / "m.csv"
+    good.write_text("name,smiles\nmethanol,CO\n")
+    binary = tmp_path / "blob.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    not_db = tmp_path / "cache.sqlite"
+    not_db.write_text("this is not a database, it is a text file of some length " * 20)
+    for args, message in [
+        ([str(good), "--method", "foo"], "--method 'foo' is not a labelling method"),
+        ([str(binary)], "blob.csv: not a text file of molecules"),
+        ([str(good), "--cache", str(not_db), "--scheduler", "synchronous"], "cache.sqlite: not a result cache"),
+    ]:
+        p = subprocess.run([sys.executable, "-m", "andersonn", "label", *args], capture_output=True, text=True)
+        assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr, (args, p.stderr[-500:])
+    p = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(binary)], capture_output=True, text=True)
+    assert p.returncode == 2 and "blob.csv: not a text file of molecules" in p.stderr

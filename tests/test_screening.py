@@ -79,3 +79,28 @@ def test_screen_molecules_file_with_a_bad_line(polarity_model, tmp_path):
     assert rows[0].startswith("") and len(rows) >= 3
     with pytest.raises(ValueError, match="trained for molecules"):
         screen([f], polarity_model, task="pores")
+
+
+def test_screen_refuses_a_model_of_another_dataset_and_bad_model_files(tmp_path):
+    digits = tmp_path / "digits"
+    cfg = TrainConfig(dataset="digits", dataset_options={"image_size": 8}, out_dir=str(digits), epochs=1, max_train=50,
+                      max_test=20, batch_size=50, channels=16, inner_channels=16, max_iter=5, backward_max_iter=5)
+    train(cfg, progress=False)
+    with pytest.raises(ValueError, match="trained on digits, not on pores"):
+        screen([example_cif_path("NaCl")], digits, task="pores")
+    (digits / "model.safetensors").write_bytes((digits / "model.safetensors").read_bytes()[:100])  # truncated
+    p = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(example_cif_path("NaCl")), "--model", str(digits),
+                        "--task", "pores"], capture_output=True, text=True)
+    assert p.returncode == 2 and "model.safetensors: cannot load these weights" in p.stderr and "Traceback" not in p.stderr
+    (digits / "config.json").write_text("{not json")
+    p = subprocess.run([sys.executable, "-m", "andersonn", "m-tradeoff", "--model", str(digits), "--ms", "0,abc"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "--ms '0,abc': expected comma-separated positive integers" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "andersonn", "m-tradeoff", "--model", str(digits), "--ms", "0"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "must be >= 1" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "andersonn", "m-tradeoff", "--model", str(digits)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "config.json: not a model config" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "andersonn", "residuals", "--batch", "0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -47,3 +47,16 @@ def test_residual_study_anderson_beats_forward_on_poster_layer():
     assert len(fwd["trace"]) == len(aa["trace"]) == 40
     assert aa["trace"][-1] < fwd["trace"][-1]
     assert aa["nfe_to_tol"] < fwd["nfe_to_tol"]
+
+
+def test_compare_resume_refuses_finished_runs_made_with_other_settings(tmp_path):
+    import pytest
+
+    from andersonn.train import ConfigError
+
+    first = compare(TrainConfig(**(TINY | {"epochs": 1})), tmp_path, progress=False)
+    assert first["dataset_summary"]["train"] == 100 and first["dataset_summary"]["test"] == 50  # what was used
+    again = compare(TrainConfig(**(TINY | {"epochs": 1})), tmp_path, resume=True, progress=False)
+    assert again["standard"] == first["standard"]  # same settings: reused, nothing retrained
+    with pytest.raises(ConfigError, match=r"finished run with other settings \(epochs: 1 there, 2 asked\)"):
+        compare(TrainConfig(**(TINY | {"epochs": 2})), tmp_path, resume=True, progress=False)

@@ -205,3 +205,63 @@ def test_patience_stops_and_resume_keeps_the_best_state(tmp_path, monkeypatch):
 def test_patience_without_validation_split_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="validation split"):
         train(tiny(tmp_path, "p", epochs=2, patience=2), progress=False)
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(max_train=-5), "--max-train must be >= 1"),
+    (dict(max_train=0), "--max-train must be >= 1"),
+    (dict(max_test=0), "--max-test must be >= 1"),
+    (dict(dataset_options={"image_size": 0}), "--image-size must be a positive integer"),
+    (dict(device="foo"), "--device must be 'auto', 'cpu' or 'cuda'"),
+    (dict(label_smoothing=1.0), "--label-smoothing"),
+])
+def test_flags_that_were_silently_misread_are_refused(tmp_path, kw, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        train(tiny(tmp_path, "bad", **kw), progress=False)
+
+
+def test_out_that_is_a_file_and_a_corrupt_checkpoint_are_one_line_errors(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a run folder"):
+        train(tiny(tmp_path, "file"), progress=False)
+    cfg = tiny(tmp_path, "run", epochs=1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"\x80\x04truncated")
+    with pytest.raises(ConfigError, match=r"checkpoint.pt: not a readable checkpoint"):
+        train(cfg, resume=True, progress=False)
+
+
+def test_run_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        train(tiny(tmp_path, "run", epochs=1, max_train=100), progress=False)
+    finally:
+        os.umask(old)
+    for name in ("checkpoint.pt", "config.json", "metrics.json", "summary.json"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_cli_has_lr_min_and_rejects_unknown_dataset_options(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "andersonn", "train", "--help"], capture_output=True, text=True,
+                       env=os.environ | {"COLUMNS": "200"})
+    assert "--lr-min" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "andersonn", "train", "--dataset-option", "colour=red",
+                        "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert p.returncode == 2 and "has no option 'colour'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_export_best_of_an_unfinished_run(tmp_path):
+    from andersonn.train import export_best
+
+    ds = _with_validation()
+    cfg = tiny(tmp_path, "long", epochs=3, checkpoint_every=2)
+    train(cfg, progress=False, dataset=ds, stop_after_steps=6)  # epoch 1 done, stopped inside epoch 2
+    info = export_best(tmp_path / "long", tmp_path / "export", dataset=ds)
+    assert info["interim"] and info["chosen_epoch"] == 1 and info["epochs_done"] == 1
+    model, meta = load_trained(tmp_path / "export")
+    ev = trainer.evaluate(model, ds.x_val, ds.y_val, 50, torch.device("cpu"))
+    assert ev["accuracy"] == pytest.approx(info["val_accuracy"])
+    with pytest.raises(ConfigError, match="no validated epoch"):
+        train(tiny(tmp_path, "early", epochs=2, checkpoint_every=2), progress=False, dataset=ds, stop_after_steps=2)
+        export_best(tmp_path / "early", tmp_path / "x", dataset=ds)

@@ -25,6 +25,7 @@ DataDir = Annotated[Optional[Path], typer.Option(help="Local folder of datasets 
 Epochs = Annotated[int, typer.Option(min=1, help="Training epochs.")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Global batch size (split across torchrun processes).")]
 Lr = Annotated[float, typer.Option(help="Adam learning rate; cosine-annealed per batch to --lr-min.")]
+LrMin = Annotated[float, typer.Option(help="Learning rate at the end of the cosine schedule.")]
 M = Annotated[int, typer.Option(help="Anderson window m.")]
 Lam = Annotated[float, typer.Option(help="Anderson regularisation lambda.")]
 Beta = Annotated[float, typer.Option(help="Anderson mixing beta.")]
@@ -64,10 +65,21 @@ def _config(**kw) -> "TrainConfig":  # noqa: F821
     image_size = kw.pop("image_size", None)
     data_dir = kw.pop("data_dir", None)
     options = parse_dataset_options(kw["dataset"], kw.pop("dataset_option", None) or [])
-    if image_size:
+    if image_size is not None:
         options["image_size"] = image_size
     cfg = TrainConfig(**kw, data_dir=str(data_dir) if data_dir else None, dataset_options=options)
     return cfg
+
+
+def _windows(text: str) -> list[int]:
+    """``--ms 1,3,5`` -> [1, 3, 5]; anything but positive integers is a one-line error."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"--ms {text!r}: expected comma-separated positive integers, e.g. 1,3,5")
+    if not values or min(values) < 1:
+        _fail(f"--ms {text!r}: every Anderson window must be >= 1 (m = 1 is forward iteration)")
+    return values
 
 
 def _guard(fn, *args, **kwargs):
@@ -90,7 +102,7 @@ def train(
     m: M = 5, lam: Lam = 1e-4, beta: Beta = 1.0, tol: Tol = 1e-3, max_iter: MaxIter = 30,
     backward: Backward = "ift", backward_solver: BSolver = "same", backward_tol: BTol = 1e-3,
     backward_max_iter: BMaxIter = 30, backward_compact: BCompact = True, bn_recalibrate: BnRecal = 5,
-    epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3, seed: Seed = 0, max_train: MaxTrain = None,
+    epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3, lr_min: LrMin = 1e-6, seed: Seed = 0, max_train: MaxTrain = None,
     max_test: MaxTest = None, augment: Augment = False, resume: Resume = False, checkpoint_every: CkptEvery = 0, device: Device = "auto",
     arch: Annotated[str, typer.Option(help="'deq' (the poster's model) or 'explicit' (baseline CNN, same blocks unrolled).")] = "deq",
     depth: Annotated[int, typer.Option(help="Blocks of the explicit baseline (1: same parameter count as the DEQ).")] = 1,
@@ -108,7 +120,7 @@ def train(
                   out_dir=str(out), solver=solver, m=m,
                   lam=lam, beta=beta, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
-                  bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                  bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
                   max_train=max_train, max_test=max_test, augment=augment, checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
     result = _guard(run_train, cfg, resume=resume)
     if result.summary:
@@ -124,17 +136,17 @@ def compare(
     m: M = 5, lam: Lam = 1e-4, beta: Beta = 1.0, tol: Tol = 1e-3, max_iter: MaxIter = 30,
     backward: Backward = "ift", backward_tol: BTol = 1e-3, backward_max_iter: BMaxIter = 30,
     backward_compact: BCompact = True, bn_recalibrate: BnRecal = 5, epochs: Epochs = 10,
-    batch_size: BatchSize = 100, lr: Lr = 1e-3, seed: Seed = 0,
+    batch_size: BatchSize = 100, lr: Lr = 1e-3, lr_min: LrMin = 1e-6, seed: Seed = 0,
     max_train: MaxTrain = None, max_test: MaxTest = None, augment: Augment = False, resume: Resume = False,
     device: Device = "auto",
 ) -> None:
     """Standard (forward iteration) vs accelerated (Anderson) training: the poster's results table."""
     from .study import compare as run_compare, write_report
 
-    cfg = _config(dataset=dataset, data_dir=data_dir, image_size=image_size, m=m, lam=lam, beta=beta, tol=tol,
+    cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, m=m, lam=lam, beta=beta, tol=tol,
                   max_iter=max_iter, backward=backward, backward_tol=backward_tol, backward_max_iter=backward_max_iter,
                   backward_compact=backward_compact, bn_recalibrate=bn_recalibrate, epochs=epochs,
-                  batch_size=batch_size, lr=lr, seed=seed, max_train=max_train, max_test=max_test,
+                  batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed, max_train=max_train, max_test=max_test,
                   augment=augment, device=device)
     results = _guard(run_compare, cfg, out, resume=resume)
     report = write_report(out, results)
@@ -146,8 +158,10 @@ def compare(
 def residuals(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/residuals"),
     ms: Annotated[str, typer.Option(help="Comma-separated Anderson windows.")] = "1,2,3,5,8",
-    batch: int = 32, channels: int = 48, inner_channels: int = 64, size: int = 32, max_iter: int = 60,
-    tol: float = 1e-4, seed: int = 0,
+    batch: Annotated[int, typer.Option(min=1, help="Random inputs in the batch.")] = 32,
+    channels: Annotated[int, typer.Option(min=1)] = 48, inner_channels: Annotated[int, typer.Option(min=1)] = 64,
+    size: Annotated[int, typer.Option(min=1)] = 32, max_iter: Annotated[int, typer.Option(min=1)] = 60,
+    tol: Annotated[float, typer.Option(min=0.0, min_open=True)] = 1e-4, seed: int = 0,
     model: Annotated[Optional[Path], typer.Option(help="Use the implicit layer of this trained run folder.")] = None,
 ) -> None:
     """Relative residual vs iteration on a random input, forward iteration vs Anderson(m)."""
@@ -159,7 +173,7 @@ def residuals(
     torch.manual_seed(seed)
     f, channels, size = _layer(model, channels, inner_channels, size)
     x = torch.randn(batch, channels, size, size)
-    rows = residual_study(f, x, ms=[int(v) for v in ms.split(",")], tol=tol, max_iter=max_iter)
+    rows = residual_study(f, x, ms=_windows(ms), tol=tol, max_iter=max_iter)
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "residuals_summary.csv", [{k: v for k, v in r.items() if k != "trace"} for r in rows])
     (out / "residuals.json").write_text(json.dumps(rows, indent=2))
@@ -193,10 +207,15 @@ def m_tradeoff_cmd(
     from .study import m_tradeoff
     from .study.report import _write_csv
 
-    meta = json.loads((model / "config.json").read_text()) if (model / "config.json").is_file() else _fail(f"{model} has no config.json")
-    cfg = meta["config"]
+    windows = _windows(ms)
+    if not (model / "config.json").is_file():
+        _fail(f"{model} has no config.json (not a trained model folder)")
+    try:
+        cfg = json.loads((model / "config.json").read_text())["config"]
+    except (ValueError, KeyError, TypeError) as exc:
+        _fail(f"{model / 'config.json'}: not a model config written by andersonn train ({type(exc).__name__}: {exc})")
     ds = _guard(load_dataset, cfg["dataset"], data_dir or cfg.get("data_dir"), **cfg.get("dataset_options", {}))
-    rows = m_tradeoff(model, ds, ms=[int(v) for v in ms.split(",")], max_test=max_test)
+    rows = m_tradeoff(model, ds, ms=windows, max_test=max_test)
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "m_tradeoff.csv", rows)
     for r in rows:
@@ -229,11 +248,16 @@ def label(
     limit: Annotated[Optional[int], typer.Option(help="Label only the first N molecules.")] = None,
 ) -> None:
     """Compute dipole-moment labels with a physics code, in parallel on Dask, cached and resumable."""
-    from .chem.labels import label_file
+    from .chem.labels import METHODS, label_file
 
+    if method not in METHODS:
+        _fail(f"--method {method!r} is not a labelling method; choose one of {', '.join(METHODS)}")
     kwargs = {"n_conformers": conformers} if conformers else {}
-    rows = _guard(label_file, input_file, method=method, cache_path=cache, scheduler=scheduler,
-                  n_workers=n_workers, output_path=out, limit=limit, **kwargs)
+    try:
+        rows = _guard(label_file, input_file, method=method, cache_path=cache, scheduler=scheduler,
+                      n_workers=n_workers, output_path=out, limit=limit, **kwargs)
+    except ValueError as exc:
+        _fail(str(exc))
     ok = [r for r in rows if not r.get("error")]
     typer.echo(f"{len(ok)}/{len(rows)} molecules labelled ({len(rows) - len(ok)} failed, reasons in the output)")
     if out:

@@ -175,6 +175,17 @@ def read_molecule_file(path: str | Path) -> list[dict[str, Any]]:
     ``#`` comments and blank lines are skipped.  ``line`` is the 1-based line number.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        if b"\0" in head or len(head) < 4096:  # a cut multi-byte character at 4 KiB is not a binary file
+            raise ValueError(f"{path}: not a text file of molecules (CSV with a smiles column, SMILES or SDF)") from None
+    if b"\0" in head:
+        raise ValueError(f"{path}: not a text file of molecules (CSV with a smiles column, SMILES or SDF)")
     rows: list[dict[str, Any]] = []
     if path.suffix.lower() in (".sdf", ".sd", ".mol"):
         for i, mol in enumerate(Chem.SDMolSupplier(str(path))):

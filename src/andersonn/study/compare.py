@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..data import ImageDataset, load_dataset
-from ..train import TrainConfig, evaluate, load_trained, train
+from ..train import ConfigError, TrainConfig, evaluate, load_trained, train
 from ..train.checkpoint import atomic_write_text
 
 SOLVERS = {"standard": "forward", "accelerated": "anderson"}
@@ -59,6 +59,7 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             cfg = dataclasses.replace(cfg, m=5, lam=1e-4, beta=1.0)
         run_dir = Path(cfg.out_dir)
         if resume and (run_dir / "summary.json").is_file():
+            _check_same_run(run_dir, cfg)
             summaries[label] = json.loads((run_dir / "summary.json").read_text())
             history[label] = json.loads((run_dir / "metrics.json").read_text())
             continue
@@ -66,6 +67,9 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         summaries[label], history[label] = result.summary, result.metrics
     table = results_table(summaries["standard"], summaries["accelerated"], base.dataset)
     table["dataset_summary"] = ds.summary()
+    # What the runs really used (--max-train / --max-test cut the splits)
+    table["dataset_summary"]["train"] = min(ds.y_train.numel(), base.max_train or ds.y_train.numel())
+    table["dataset_summary"]["test"] = min(ds.y_test.numel(), base.max_test or ds.y_test.numel())
     subsets = subset_accuracies(out, ds, base)
     if subsets:
         table["subsets"] = subsets
@@ -73,6 +77,17 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     atomic_write_text(json.dumps(table, indent=2), out / "results.json")
     table["history"] = history
     return table
+
+
+def _check_same_run(run_dir: Path, cfg: TrainConfig) -> None:
+    """A finished run is reused by ``--resume`` only if it was trained with exactly these settings."""
+    saved = json.loads((run_dir / "config.json").read_text()).get("config", {})
+    asked = {k: v for k, v in cfg.to_dict().items() if k != "out_dir"}
+    differing = sorted(k for k in asked if saved.get(k, object()) != asked[k])
+    if differing:
+        shown = ", ".join(f"{k}: {saved.get(k, '(absent)')!r} there, {asked[k]!r} asked" for k in differing)
+        raise ConfigError(f"--resume: {run_dir} is a finished run with other settings ({shown}); "
+                          "choose another --out, or ask for the same settings")
 
 
 def subset_accuracies(out: Path, ds: ImageDataset, base: TrainConfig) -> dict[str, Any]:

@@ -102,6 +102,15 @@ class TrainConfig:
             raise ConfigError(f"--lr-min {self.lr_min} exceeds --lr {self.lr}")
         if self.bn_recalibrate < 0:
             raise ConfigError("--bn-recalibrate must be >= 0 (0: keep the momentum running averages)")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        for name in ("max_train", "max_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (or unset for all), got {value}")
+        size = self.dataset_options.get("image_size")
+        if size is not None and (not isinstance(size, int) or size < 1):
+            raise ConfigError(f"--image-size must be a positive integer, got {size!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.patience < 0:

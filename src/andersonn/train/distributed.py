@@ -28,9 +28,13 @@ def setup(device_flag: str = "auto") -> tuple[DistInfo, torch.device]:
     """Join the process group when launched by torchrun (gloo on CPU, NCCL on GPUs)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    from .config import ConfigError
+
+    if device_flag not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"--device must be 'auto', 'cpu' or 'cuda', got {device_flag!r}")
     use_cuda = device_flag == "cuda" or (device_flag == "auto" and torch.cuda.is_available())
     if device_flag == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but no CUDA device is available")
+        raise ConfigError("--device cuda: this machine has no CUDA device that PyTorch can use")
     device = torch.device(f"cuda:{info.local_rank}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(device)

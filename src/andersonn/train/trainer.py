@@ -23,7 +23,8 @@ from . import distributed as D
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from .config import ConfigError, TrainConfig
 
-__all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained", "recalibrate_batchnorm"]
+__all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained", "recalibrate_batchnorm",
+           "export_best"]
 
 CHECKPOINT = "checkpoint.pt"
 METRIC_FIELDS = [
@@ -195,6 +196,8 @@ def train(
     cfg.validate()
     info, device = D.setup(cfg.device)
     out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a run folder")
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
@@ -371,6 +374,32 @@ def train(
     return TrainResult(cfg, metrics, summary, out, completed=True)
 
 
+def export_best(run_dir: str | Path, dest: str | Path, dataset: ImageDataset | None = None) -> dict[str, Any]:
+    """Save the best-on-validation weights held by an unfinished run's checkpoint as a model folder.
+
+    A long training stopped between sessions keeps, in its checkpoint, the weights of the epoch the
+    validation split chose so far; this writes them to ``dest`` (``model.safetensors`` and
+    ``config.json``, loadable by :func:`load_trained`) with ``interim.json``: epochs done, the chosen
+    epoch, its validation accuracy, training time so far. The test split is not touched.
+    """
+    run, dest = Path(run_dir), Path(dest)
+    state = load_checkpoint(run / CHECKPOINT)
+    best = state.get("best") or {}
+    if best.get("state") is None:
+        raise ConfigError(f"{run / CHECKPOINT} holds no validated epoch yet (no validation split, or no epoch finished)")
+    cfg = TrainConfig.from_dict(state["config"])
+    ds = dataset or load_dataset(cfg.dataset, cfg.data_dir, **cfg.dataset_options)
+    model = build_model(cfg, ds.image_shape, ds.num_classes)
+    model.load_state_dict(best["state"])
+    dest.mkdir(parents=True, exist_ok=True)
+    _save_model(model, cfg, ds, dest)
+    info = {"interim": True, "source_run": str(run), "epochs_done": state["epoch"], "epochs_planned": cfg.epochs,
+            "chosen_epoch": best["epoch"], "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
+            "train_time_s": state["train_time"], "params": count_parameters(model), "metrics": state["metrics"]}
+    atomic_write_text(json.dumps(info, indent=2), dest / "interim.json")
+    return info
+
+
 def _replica_divergence(model: nn.Module, device: torch.device, info: D.DistInfo) -> float:
     """Largest difference of any parameter between data-parallel replicas (0.0 when in sync)."""
     if not info.enabled:
@@ -415,9 +444,12 @@ def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifi
     weights, meta_path = run / "model.safetensors", run / "config.json"
     if not weights.is_file() or not meta_path.is_file():
         raise FileNotFoundError(f"{run} is not a trained model folder (need model.safetensors and config.json)")
-    meta = json.loads(meta_path.read_text())
-    cfg = TrainConfig.from_dict(meta["config"])
-    mc = meta["model"]
+    try:
+        meta = json.loads(meta_path.read_text())
+        cfg = TrainConfig.from_dict(meta["config"])
+        mc = meta["model"]
+    except (ValueError, KeyError, TypeError) as exc:  # bad JSON, missing or unknown keys
+        raise ConfigError(f"{meta_path}: not a model config written by andersonn train ({type(exc).__name__}: {exc})") from None
     opts = cfg.deq_options() | deq_overrides
     if opts.get("solver") != "anderson":
         for k in ("m", "lam", "beta"):
@@ -433,6 +465,10 @@ def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifi
             in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
             channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"], **opts,
         )
-    model.load_state_dict(load_file(str(weights)))
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except Exception as exc:  # safetensors raises its own error for a truncated file, torch a RuntimeError on shapes
+        raise ConfigError(f"{weights}: cannot load these weights into the model its config.json describes "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
     model.eval()
     return model, meta
