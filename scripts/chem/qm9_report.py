@@ -8,12 +8,14 @@ What it measures (each on the held-out test split, touched here once):
     each cut where it is most accurate on the training split;
   * gradient boosting on a Morgan fingerprint + 120 RDKit descriptors, and on those plus the 3-D
     features read off the geometry-aware image;
-  * screen mode: the test molecules given only as SMILES -> RDKit conformer (lowest MMFF94 of 10
-    ETKDG) -> image -> model, against their DFT labels (what `andersonn screen` does).
+  * screen mode: test molecules given only as SMILES to `andersonn screen` (RDKit conformer, lowest
+    MMFF94 of 10 ETKDG -> image -> model), against their DFT labels.
 
 Usage (after `andersonn train --dataset alms-qm9 ...` runs):
+  python scripts/chem/qm9_report.py --out docs/results/qm9 --write-screen-input 10000
+  andersonn screen docs/results/qm9/screen_input.csv --model runs/qm9/accelerated --out screen_preds.csv
   OMP_NUM_THREADS=2 python scripts/chem/qm9_report.py --run accelerated=runs/qm9/accelerated \
-      --run standard=runs/qm9/standard --out docs/results/qm9 --screen-mode 2000
+      --run standard=runs/qm9/standard --out docs/results/qm9 --screen-predictions screen_preds.csv
 """
 
 from __future__ import annotations
@@ -59,14 +61,39 @@ def strip(m: dict) -> dict:
     return {k: v for k, v in m.items() if k != "test_probability"}
 
 
+def fingerprints(refs: dict, pick: np.ndarray, cache: Path | None, split: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Fingerprint features of the picked training molecules and of the validation and test splits
+    (cached in an .npz); returns those of ``split``."""
+    if cache is not None and cache.exists():
+        z = np.load(cache)
+        if np.array_equal(z["pick"], pick):
+            return z["train"], z[split], float(z["seconds"])
+    t0 = time.perf_counter()
+    feats = {"train": fingerprint_features([refs["train"]["smiles"][i] for i in pick], scheduler="synchronous", progress=True)}
+    for name in ("val", "test"):
+        feats[name] = fingerprint_features(refs[name]["smiles"], scheduler="synchronous", progress=True)
+    seconds = time.perf_counter() - t0
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, pick=pick, seconds=seconds, **feats)
+    return feats["train"], feats[split], seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of a trained alms-qm9 model")
     ap.add_argument("--out", type=Path, default=Path("docs/results/qm9"))
-    ap.add_argument("--screen-mode", type=int, default=0, help="test molecules to screen from SMILES (0: skip)")
-    ap.add_argument("--screen-run", default="accelerated", help="the run screen mode is measured for")
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="split scored: test for finished runs (once), val for interim models of unfinished runs")
+    ap.add_argument("--write-screen-input", type=int, default=0,
+                    help="write N random test molecules (name,smiles) to OUT/screen_input.csv for `andersonn screen`, then stop")
+    ap.add_argument("--screen-predictions", type=Path, help="`andersonn screen --out` CSV of those molecules")
+    ap.add_argument("--screen-timing", type=Path, help="JSON with the screen command's wall time")
+    ap.add_argument("--screen-run", default="accelerated", help="the run the screen predictions came from")
     ap.add_argument("--fingerprint-train", type=int, default=0, help="training molecules for the fingerprint GBM (0: all)")
     ap.add_argument("--skip-gbm", action="store_true")
+    ap.add_argument("--features-cache", type=Path, help="reuse / write the fingerprint features here (.npz)")
+    ap.add_argument("--only-features", action="store_true", help="compute the fingerprint features and stop")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -74,23 +101,41 @@ def main() -> None:
     meta = ds.meta
     thr = meta["threshold_debye"]
     refs = meta["references"]
-    y_test = ds.y_test.numpy()
-    dft_test = np.asarray(refs["test"]["dipole_dft"])
-    results: dict = {"threshold_debye": thr, "counts": meta["counts"], "runs": {}, "baselines": {},
-                     "fraction_strongly_polar_test": float(y_test.mean()),
-                     "test_within_0.3_debye": float(np.mean(np.abs(dft_test - thr) < 0.3))}
+    # The split scored: "test" for a finished run (touched once), "val" for an interim model.
+    split = args.split
+    x_eval = ds.x_test if split == "test" else ds.x_val
+    y_test = (ds.y_test if split == "test" else ds.y_val).numpy()
+    dft_test = np.asarray(refs[split]["dipole_dft"])
+    results: dict = {"split": split, "threshold_debye": thr, "counts": meta["counts"], "runs": {}, "baselines": {},
+                     "fraction_strongly_polar": float(y_test.mean()),
+                     "within_0.3_debye": float(np.mean(np.abs(dft_test - thr) < 0.3))}
     curves: dict[str, np.ndarray] = {}
+    if args.only_features:
+        n_fp = args.fingerprint_train or len(ds.y_train)
+        pick = np.random.default_rng(0).permutation(len(ds.y_train))[:n_fp]
+        fingerprints(refs, pick, args.features_cache, split)
+        print(f"fingerprints of {n_fp} training and {len(y_test)} test molecules -> {args.features_cache}")
+        return
+    if args.write_screen_input:
+        pick = np.sort(np.random.default_rng(1).permutation(len(y_test))[: args.write_screen_input])
+        with open(args.out / "screen_input.csv", "w") as fh:
+            fh.write("name,smiles\n")
+            for i in pick:
+                fh.write(f"qm9_{refs[split]['index'][i]},{refs[split]['smiles'][i]}\n")
+        print(f"wrote {args.out / 'screen_input.csv'} ({len(pick)} test molecules)")
+        return
 
     for spec in args.run:
         name, _, path = spec.partition("=")
         model, mmeta = load_trained(path)
-        prob, seconds, nfe = predict(model, ds.x_test)
-        summary = json.loads((Path(path) / "summary.json").read_text())
+        prob, seconds, nfe = predict(model, x_eval)
+        summary_path = Path(path) / "summary.json"
+        summary = json.loads((summary_path if summary_path.exists() else Path(path) / "interim.json").read_text())
         m = evaluate(prob, y_test, dft_test, thr)
         m.update(inference_s=round(seconds, 2), inference_nfe=round(nfe, 2), params=summary["params"],
-                 train_time_s=summary["train_time_s"], epochs_run=summary.get("epochs_run"),
+                 train_time_s=summary["train_time_s"], epochs_run=summary.get("epochs_run", summary.get("epochs_done")),
                  chosen_epoch=summary.get("chosen_epoch"), val_accuracy=summary.get("val_accuracy"),
-                 forward_nfe=summary["forward_nfe"], backward_nfe=summary["backward_nfe"],
+                 interim=bool(summary.get("interim")),
                  solver=mmeta["config"]["solver"], arch=mmeta["config"]["arch"])
         results["runs"][name] = m
         curves[name] = prob
@@ -99,24 +144,22 @@ def main() -> None:
     y_train = ds.y_train.numpy()
     for key, label in (("dipole_mmff", "MMFF94 point-charge dipole at the DFT geometry"),
                        ("dipole_xtb", "GFN2-xTB dipole at the DFT geometry")):
-        r = cut_baseline(np.asarray(refs["train"][key]), y_train, np.asarray(refs["test"][key]), y_test)
-        err = np.asarray(refs["test"][key]) - dft_test
+        value = np.asarray(refs[split][key])
+        r = cut_baseline(np.asarray(refs["train"][key]), y_train, value, y_test)
+        err = value - dft_test
         r["test"]["accuracy_by_margin"] = accuracy_by_margin(
-            ((np.asarray(refs["test"][key]) >= r["cut"]).astype(int) == y_test), np.abs(dft_test - thr), MARGIN_EDGES)
+            ((value >= r["cut"]).astype(int) == y_test), np.abs(dft_test - thr), MARGIN_EDGES)
         r.update(description=label, mae_vs_dft=float(np.abs(err).mean()), mean_signed_error=float(err.mean()),
-                 pearson_r=float(np.corrcoef(np.asarray(refs["test"][key]), dft_test)[0, 1]))
+                 pearson_r=float(np.corrcoef(value, dft_test)[0, 1]))
         results["baselines"][key] = r
         print(f"{key}: cut {r['cut']:.3f} D, test accuracy {r['test']['accuracy']:.4f}")
 
     if not args.skip_gbm:
-        t0 = time.perf_counter()
         n_fp = args.fingerprint_train or len(y_train)
         pick = np.random.default_rng(0).permutation(len(y_train))[:n_fp]
-        fp_train = fingerprint_features([refs["train"]["smiles"][i] for i in pick], scheduler=None, progress=True)
-        fp_test = fingerprint_features(refs["test"]["smiles"], scheduler=None, progress=True)
-        fp_s = time.perf_counter() - t0
+        fp_train, fp_test, fp_s = fingerprints(refs, pick, args.features_cache, split)
         geo_train, geo_names = image_geometry_features(ds.x_train.numpy()[pick], meta["channels"])
-        geo_test, _ = image_geometry_features(ds.x_test.numpy(), meta["channels"])
+        geo_test, _ = image_geometry_features(x_eval.numpy(), meta["channels"])
         for key, (xtr, xte, label) in {
             "gbm_fingerprint": (fp_train, fp_test, "GBM on Morgan (r=2, 1024 bits) + 120 RDKit 2-D descriptors"),
             "gbm_fingerprint_3d": (np.hstack([fp_train, geo_train]), np.hstack([fp_test, geo_test]),
@@ -132,33 +175,27 @@ def main() -> None:
             print(f"{key}: test accuracy {r['test']['accuracy']:.4f} ({r['n_train']} training molecules)")
         results["baselines"]["fingerprint_seconds"] = round(fp_s, 1)
 
-    if args.screen_mode and args.screen_run in dict(s.partition("=")[::2] for s in args.run):
-        from andersonn.chem.screen import geometry_images
-        from andersonn.parallel import map_chunks
-        from functools import partial
+    if args.screen_predictions:
+        # `andersonn screen` output for test molecules named qm9_<index> (see --write-screen-input)
+        import csv
 
-        path = dict(s.partition("=")[::2] for s in args.run)[args.screen_run]
-        model, mmeta = load_trained(path)
-        n = min(args.screen_mode, len(y_test))
-        pick = np.random.default_rng(1).permutation(len(y_test))[:n]
-        mols = [{"name": f"qm9_{refs['test']['index'][i]}", "smiles": refs["test"]["smiles"][i]} for i in pick]
-        t0 = time.perf_counter()
-        size = mmeta["model"]["image_size"]
-        imgs = map_chunks(partial(geometry_images, image_size=size, channels=mmeta["dataset_meta"].get("channels")),
-                          mols, chunk_size=50, scheduler=None, desc="screen-mode images")
-        img_s = time.perf_counter() - t0
-        ok = [k for k, im in enumerate(imgs) if not isinstance(im, str)]
-        x = torch.from_numpy(np.stack([imgs[k] for k in ok]))
-        prob, inf_s, nfe = predict(model, x)
-        yy, dd = y_test[pick][ok], dft_test[pick][ok]
-        m = evaluate(prob, yy, dd, thr)
-        same = classification_metrics(yy, curves[args.screen_run][pick][ok]) if args.screen_run in curves else None
-        m.update(n_asked=n, n_imaged=len(ok), failures=[imgs[k] for k in range(n) if isinstance(imgs[k], str)][:20],
-                 image_s=round(img_s, 1), molecules_per_s=round(n / (img_s + inf_s), 2),
-                 same_molecules_at_dft_geometry=same)
-        results["screen_mode"] = {args.screen_run: m}
-        print(f"screen mode ({args.screen_run}, {len(ok)}/{n} imaged): accuracy {m['accuracy']:.4f}"
-              + (f" vs {same['accuracy']:.4f} at the DFT geometry" if same else ""))
+        pos = {f"qm9_{k}": i for i, k in enumerate(refs[split]["index"])}
+        with open(args.screen_predictions, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh)]
+        ok = [r for r in rows if not r.get("error")]
+        ii = np.array([pos[r["name"]] for r in ok])
+        prob = np.array([float(r["p_strongly_polar"]) for r in ok])
+        m = evaluate(prob, y_test[ii], dft_test[ii], thr)
+        run = args.screen_run
+        if run in curves:
+            m["same_molecules_at_dft_geometry"] = classification_metrics(y_test[ii], curves[run][ii])
+        timing = json.loads(Path(args.screen_timing).read_text()) if args.screen_timing else {}
+        m.update(n_asked=len(rows), n_imaged=len(ok), failures=[(r["name"], r["error"]) for r in rows if r.get("error")][:50],
+                 command_timing=timing)
+        results["screen_mode"] = {run: m}
+        print(f"screen mode ({run}, {len(ok)}/{len(rows)} imaged): accuracy {m['accuracy']:.4f}"
+              + (f" vs {m['same_molecules_at_dft_geometry']['accuracy']:.4f} at the DFT geometry"
+                 if "same_molecules_at_dft_geometry" in m else ""))
 
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     plot(results, args.out)

@@ -27,12 +27,18 @@ def main() -> None:
     results = json.loads(args.results.read_text())
     run = results["runs"][args.name]
     config = json.loads((args.run / "config.json").read_text())
-    summary = json.loads((args.run / "summary.json").read_text())
+    finished = (args.run / "summary.json").exists()
+    # An unfinished run is shipped from its best validated epoch (andersonn.train.export_best): interim.json
+    summary = json.loads((args.run / ("summary.json" if finished else "interim.json")).read_text())
     dm = config["dataset_meta"]
     args.dest.mkdir(parents=True, exist_ok=True)
-    for f in ("model.safetensors", "config.json", "summary.json", "metrics.csv"):
-        shutil.copy2(args.run / f, args.dest / f)
+    for old in args.dest.iterdir():
+        old.unlink()
+    for f in ("model.safetensors", "config.json", "summary.json", "metrics.csv", "interim.json"):
+        if (args.run / f).exists():
+            shutil.copy2(args.run / f, args.dest / f)
     screen = results.get("screen_mode", {}).get(args.name)
+    split = results.get("split", "test")
     card = {
         "task": "alms-qm9: is a molecule strongly polar (dipole >= threshold)?",
         "classes": config["class_names"],
@@ -47,22 +53,29 @@ def main() -> None:
                   "structure_when_screening": "lowest-MMFF94-energy of 10 RDKit ETKDGv3 conformers"},
         "model": {"arch": config["config"]["arch"], "solver": config["config"]["solver"], "params": summary["params"],
                   "widths": [config["model"]["channels"], config["model"]["inner_channels"]],
-                  "chosen_epoch": summary.get("chosen_epoch"), "epochs_run": summary.get("epochs_run"),
+                  "chosen_epoch": summary.get("chosen_epoch"),
+                  "epochs_run": summary.get("epochs_run", summary.get("epochs_done")),
+                  "epochs_planned": config["config"]["epochs"], "training_finished": finished,
                   "train_time_s": summary["train_time_s"]},
         "accuracy": {
             "validation": summary.get("val_accuracy"),
-            "test_at_dft_geometry": {k: run[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "brier", "confusion_matrix")},
-            "test_screen_mode": ({k: screen[k] for k in ("n_imaged", "accuracy", "balanced_accuracy", "roc_auc", "brier")}
-                                 if screen else None),
+            "scored_split": split,
+            f"{split}_at_dft_geometry": {k: run[k] for k in ("n", "accuracy", "balanced_accuracy", "roc_auc", "brier",
+                                                             "confusion_matrix")},
+            f"{split}_screen_mode": ({k: screen[k] for k in ("n_imaged", "accuracy", "balanced_accuracy", "roc_auc", "brier")}
+                                     if screen else None),
             "accuracy_by_margin_debye": run["accuracy_by_margin"],
         },
-        "calibration_test": run["calibration"],
+        f"calibration_{split}": run["calibration"],
         "versions": {p: version(p) for p in ("andersonn", "torch", "rdkit", "tblite", "numpy")},
         "caveats": [
             "Trained on QM9 (C, H, N, O, F; at most 9 heavy atoms): molecules outside that chemistry or size "
             "are outside what it was trained and measured on.",
-            "Screen mode images an MMFF94 conformer, not the DFT geometry: its accuracy is the test_screen_mode figure.",
-        ],
+            "Screen mode images an MMFF94 conformer, not the DFT geometry: its accuracy is the *_screen_mode figure.",
+        ] + ([] if finished else [
+            f"Interim model: training stopped after {summary.get('epochs_done')} of {config['config']['epochs']} "
+            "planned epochs (it continues in a later session); its accuracies are on the validation split, "
+            "the test split is kept untouched for the finished model."]),
     }
     (args.dest / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
     print(f"shipped {args.run} -> {args.dest}")

@@ -178,7 +178,7 @@ def atomic_charges(molh: Chem.Mol, model: str) -> np.ndarray:
 
     >>> m = structure_from_smiles("C=O")
     >>> [round(float(v), 3) for v in atomic_charges(m, "mmff")]
-    [0.57, -0.57, 0.0, 0.0]
+    [0.45, -0.57, 0.06, 0.06]
     """
     molh = with_ring_info(molh)
     if model == "mmff":

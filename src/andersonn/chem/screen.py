@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -106,8 +107,6 @@ def screen_file(
     ``predicted_class``, ``probability`` (of that class), ``p_strongly_polar`` or ``error``.
     """
     import torch
-
-    from functools import partial
 
     from andersonn.parallel import map_chunks
 
