@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--skip-gbm", action="store_true")
     ap.add_argument("--features-cache", type=Path, help="reuse / write the fingerprint features here (.npz)")
     ap.add_argument("--only-features", action="store_true", help="compute the fingerprint features and stop")
+    ap.add_argument("--limit", type=int, default=0, help="score only the first N molecules of the split (a smoke test)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -105,6 +106,9 @@ def main() -> None:
     split = args.split
     x_eval = ds.x_test if split == "test" else ds.x_val
     y_test = (ds.y_test if split == "test" else ds.y_val).numpy()
+    if args.limit:
+        x_eval, y_test = x_eval[: args.limit], y_test[: args.limit]
+        refs = {name: {k: v[: args.limit] for k, v in part.items()} for name, part in refs.items()}
     dft_test = np.asarray(refs[split]["dipole_dft"])
     results: dict = {"split": split, "threshold_debye": thr, "counts": meta["counts"], "runs": {}, "baselines": {},
                      "fraction_strongly_polar": float(y_test.mean()),
@@ -131,17 +135,33 @@ def main() -> None:
         prob, seconds, nfe = predict(model, x_eval)
         summary_path = Path(path) / "summary.json"
         summary = json.loads((summary_path if summary_path.exists() else Path(path) / "interim.json").read_text())
+        epochs = summary.get("metrics") or json.loads((Path(path) / "metrics.json").read_text())
         m = evaluate(prob, y_test, dft_test, thr)
         m.update(inference_s=round(seconds, 2), inference_nfe=round(nfe, 2), params=summary["params"],
                  train_time_s=summary["train_time_s"], epochs_run=summary.get("epochs_run", summary.get("epochs_done")),
                  chosen_epoch=summary.get("chosen_epoch"), val_accuracy=summary.get("val_accuracy"),
                  interim=bool(summary.get("interim")),
+                 forward_nfe=summary.get("forward_nfe"), backward_nfe=summary.get("backward_nfe"),
+                 epoch_times_s=[r["epoch_time_s"] for r in epochs], val_accuracy_by_epoch=[r.get("val_accuracy") for r in epochs],
+                 forward_nfe_by_epoch=[r["forward_nfe"] for r in epochs], backward_nfe_by_epoch=[r["backward_nfe"] for r in epochs],
                  solver=mmeta["config"]["solver"], arch=mmeta["config"]["arch"])
         results["runs"][name] = m
         curves[name] = prob
         print(f"{name}: test accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, AUC {m['roc_auc']:.4f}")
 
-    y_train = ds.y_train.numpy()
+    if {"standard", "accelerated"} <= set(results["runs"]):
+        s_, a_ = results["runs"]["standard"], results["runs"]["accelerated"]
+        s_work, a_work = s_["forward_nfe"] + s_["backward_nfe"], a_["forward_nfe"] + a_["backward_nfe"]
+        results["comparison"] = {
+            "speedup_train": s_["train_time_s"] / a_["train_time_s"],
+            "speedup_inference": s_["inference_s"] / a_["inference_s"],
+            "compute_saved_by_nfe": 1 - a_work / s_work, "compute_saved_by_time": 1 - a_["train_time_s"] / s_["train_time_s"],
+            "accuracy_difference": a_["accuracy"] - s_["accuracy"],
+            "note": "both trained side by side, one thread each, on the same 2-core machine",
+        }
+        print(f"comparison: {results['comparison']}")
+
+    y_train = ds.y_train.numpy()[: args.limit or None]
     for key, label in (("dipole_mmff", "MMFF94 point-charge dipole at the DFT geometry"),
                        ("dipole_xtb", "GFN2-xTB dipole at the DFT geometry")):
         value = np.asarray(refs[split][key])
@@ -158,7 +178,7 @@ def main() -> None:
         n_fp = args.fingerprint_train or len(y_train)
         pick = np.random.default_rng(0).permutation(len(y_train))[:n_fp]
         fp_train, fp_test, fp_s = fingerprints(refs, pick, args.features_cache, split)
-        geo_train, geo_names = image_geometry_features(ds.x_train.numpy()[pick], meta["channels"])
+        geo_train, geo_names = image_geometry_features(ds.x_train.numpy()[: args.limit or None][pick], meta["channels"])
         geo_test, _ = image_geometry_features(x_eval.numpy(), meta["channels"])
         for key, (xtr, xte, label) in {
             "gbm_fingerprint": (fp_train, fp_test, "GBM on Morgan (r=2, 1024 bits) + 120 RDKit 2-D descriptors"),
@@ -218,7 +238,7 @@ def plot(results: dict, out: Path) -> None:
         xs = [f"{r['low']}-{r['high'] if r['high'] < 100 else ''}" for r in rows]
         a1.plot(xs, [r["accuracy"] for r in rows], "-o", ms=3, label=name)
     a1.set_xlabel("|DFT dipole - threshold| (D)")
-    a1.set_ylabel("test accuracy")
+    a1.set_ylabel(f"{results['split']} accuracy")
     a1.set_title("Where the errors are: accuracy against the distance from 3 D")
     a1.legend(fontsize=7)
     a1.grid(alpha=0.3)
@@ -228,12 +248,32 @@ def plot(results: dict, out: Path) -> None:
     a2.plot([0, 1], [0, 1], "k--", lw=0.8)
     a2.set_xlabel("predicted P(strongly polar)")
     a2.set_ylabel("observed fraction strongly polar")
-    a2.set_title("Calibration (test split)")
+    a2.set_title(f"Calibration ({results['split']} split)")
     a2.legend(fontsize=7)
     a2.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "accuracy_margin_calibration.png", dpi=110)
     plt.close(fig)
+
+    deqs = {k: v for k, v in results["runs"].items() if v.get("val_accuracy_by_epoch")}
+    if deqs:
+        fig, (b1, b2) = plt.subplots(1, 2, figsize=(12, 4.2))
+        for name, m in deqs.items():
+            ep = list(range(1, len(m["val_accuracy_by_epoch"]) + 1))
+            b1.plot(ep, m["val_accuracy_by_epoch"], "-o", ms=4, label=name)
+            b2.plot(np.cumsum(m["epoch_times_s"]) / 60, m["val_accuracy_by_epoch"], "-o", ms=4, label=name)
+        for ax in (b1, b2):
+            ax.set_ylabel("validation accuracy")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        b1.set_xlabel("epoch")
+        b1.set_xticks(range(1, max(len(m["val_accuracy_by_epoch"]) for m in deqs.values()) + 1))
+        b2.set_xlabel("training time (min, one thread each)")
+        b1.set_title("Accuracy vs epoch")
+        b2.set_title("Accuracy vs training time")
+        fig.tight_layout()
+        fig.savefig(out / "accuracy_vs_epoch.png", dpi=110)
+        plt.close(fig)
 
 
 if __name__ == "__main__":
