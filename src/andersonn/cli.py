@@ -161,7 +161,7 @@ def residuals(
     batch: Annotated[int, typer.Option(min=1, help="Random inputs in the batch.")] = 32,
     channels: Annotated[int, typer.Option(min=1)] = 48, inner_channels: Annotated[int, typer.Option(min=1)] = 64,
     size: Annotated[int, typer.Option(min=1)] = 32, max_iter: Annotated[int, typer.Option(min=1)] = 60,
-    tol: Annotated[float, typer.Option(min=0.0, min_open=True)] = 1e-4, seed: int = 0,
+    tol: Annotated[float, typer.Option(help="Relative residual to stop at (> 0).")] = 1e-4, seed: int = 0,
     model: Annotated[Optional[Path], typer.Option(help="Use the implicit layer of this trained run folder.")] = None,
 ) -> None:
     """Relative residual vs iteration on a random input, forward iteration vs Anderson(m)."""
@@ -170,10 +170,13 @@ def residuals(
     from .study import residual_study
     from .study.report import _plot_residuals, _write_csv
 
+    if not tol > 0:
+        _fail(f"--tol must be > 0, got {tol}")
+    windows = _windows(ms)
     torch.manual_seed(seed)
     f, channels, size = _layer(model, channels, inner_channels, size)
     x = torch.randn(batch, channels, size, size)
-    rows = residual_study(f, x, ms=_windows(ms), tol=tol, max_iter=max_iter)
+    rows = residual_study(f, x, ms=windows, tol=tol, max_iter=max_iter)
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "residuals_summary.csv", [{k: v for k, v in r.items() if k != "trace"} for r in rows])
     (out / "residuals.json").write_text(json.dumps(rows, indent=2))
