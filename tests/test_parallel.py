@@ -56,3 +56,15 @@ def test_map_cached_local_cluster(tmp_path: Path) -> None:
     assert [out[f"k{i}"]["sq"] for i in range(6)] == [i * i for i in range(6)]
     assert "negative input" in out["bad"]["error"]
     assert len(cache) == 7
+
+
+def test_progress_false_shows_no_bar(tmp_path, capsys):
+    from andersonn.parallel import ResultCache, map_cached, map_chunks
+
+    assert map_chunks(lambda xs: [x + 1 for x in xs], [1, 2, 3], chunk_size=2, scheduler="synchronous",
+                      progress=False) == [2, 3, 4]
+    with ResultCache(tmp_path / "c.sqlite") as cache:
+        assert map_cached(lambda x: x * 2, {"a": 1}, cache, scheduler="synchronous", progress=False) == {"a": 2}
+    assert capsys.readouterr().err == ""
+    map_chunks(lambda xs: xs, [1], scheduler="synchronous")
+    assert "map_cached" in capsys.readouterr().err  # the default still shows it

@@ -137,11 +137,11 @@ def _safe_call(fn: Callable[[Any], Any], item: Any) -> Any:
         return rec
 
 
-def _progress(total: int, desc: str):  # noqa: ANN202 - tqdm or a no-op
+def _progress(total: int, desc: str, show: bool = True):  # noqa: ANN202 - tqdm or a no-op
     try:
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc or "map_cached", unit="item", dynamic_ncols=True)
+        return tqdm(total=total, desc=desc or "map_cached", unit="item", dynamic_ncols=True, disable=not show)
     except ImportError:  # pragma: no cover - tqdm is a core dependency
 
         class _Null:
@@ -160,6 +160,7 @@ def map_cached(
     scheduler: str | None = None,
     n_workers: int | None = None,
     desc: str = "",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Compute ``fn(item)`` for every key of ``items`` missing from ``cache``.
 
@@ -182,6 +183,8 @@ def map_cached(
         Worker processes of the local cluster (default ``os.cpu_count()``).
     desc:
         Label of the tqdm progress bar.
+    progress:
+        Show the progress bar.
 
     Returns
     -------
@@ -198,7 +201,7 @@ def map_cached(
     """
     todo = {k: v for k, v in items.items() if k not in cache}
     if todo:
-        bar = _progress(len(todo), desc)
+        bar = _progress(len(todo), desc, progress)
         try:
             if scheduler == "synchronous":
                 for key, item in todo.items():
@@ -211,6 +214,23 @@ def map_cached(
     return {k: cache.get(k) for k in items}
 
 
+def _client(scheduler: str | None, n_workers: int | None):  # noqa: ANN202 - (Client, LocalCluster | None)
+    """A Dask client: on a new local cluster of single-threaded processes (``scheduler=None``), or on the
+    scheduler at that address. The caller closes both."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        return Client(scheduler), None
+    # Workers inherit the environment at spawn: pin BLAS/OpenMP to 1 thread.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    cluster = LocalCluster(
+        n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=":0",
+        env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    )
+    return Client(cluster), cluster
+
+
 def _run_dask(
     fn: Callable[[Any], Any],
     todo: Mapping[str, Any],
@@ -219,23 +239,9 @@ def _run_dask(
     n_workers: int | None,
     bar: Any,
 ) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
-    cluster = None
-    if scheduler is None:
-        # Workers inherit the environment at spawn: pin BLAS/OpenMP to 1 thread.
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")
-        cluster = LocalCluster(
-            n_workers=n_workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        )
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
+    client, cluster = _client(scheduler, n_workers)
     try:
         futures = {}
         for key, item in todo.items():
@@ -263,6 +269,7 @@ def map_chunks(
     scheduler: str | None = None,
     n_workers: int | None = None,
     desc: str = "",
+    progress: bool = True,
 ) -> list[Any]:
     """``fn`` over ``items`` in chunks on Dask (uncached), results in input order.
 
@@ -276,23 +283,16 @@ def map_chunks(
     """
     chunks = [items[i: i + chunk_size] for i in range(0, len(items), chunk_size)]
     results: list[list[Any] | None] = [None] * len(chunks)
-    bar = _progress(len(items), desc)
+    bar = _progress(len(items), desc, progress)
     try:
         if scheduler == "synchronous" or len(chunks) <= 1:
             for k, c in enumerate(chunks):
                 results[k] = fn(c)
                 bar.update(len(c))
         else:
-            from dask.distributed import Client, LocalCluster, as_completed
+            from dask.distributed import as_completed
 
-            cluster = None
-            if scheduler is None:
-                for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-                    os.environ.setdefault(var, "1")
-                cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, dashboard_address=":0",
-                                       env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-            client = Client(cluster) if cluster is not None else Client(scheduler)
+            client, cluster = _client(scheduler, n_workers)
             try:
                 futures = {client.submit(fn, c, pure=False): k for k, c in enumerate(chunks)}
                 for fut in as_completed(futures):

@@ -78,7 +78,7 @@ def fingerprint_features(smiles: Sequence[str], scheduler: str | None = "synchro
     from andersonn.parallel import map_chunks
 
     rows = map_chunks(_fingerprint_chunk, list(smiles), chunk_size=500, scheduler=scheduler,
-                      desc="fingerprints" if progress else "")
+                      desc="fingerprints", progress=progress)
     width = 1024 + DESCRIPTOR_COUNT
     return np.stack([r if r is not None else np.full(width, np.nan, np.float32) for r in rows]) if rows else np.zeros((0, width), np.float32)
 

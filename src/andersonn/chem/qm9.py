@@ -124,7 +124,7 @@ def build_qm9_cache(cache_dir: str | Path, *, size: int = QM9_IMAGE_SIZE, hydrog
         for name in stale:
             cache.delete(name)
         records = map_cached(_build_chunk, items, cache, scheduler=scheduler, n_workers=n_workers,
-                             desc="QM9 images" if progress else "")
+                             desc="QM9 images", progress=progress)
     out = [records[name] for name in sorted(items)]
     if all("error" not in r for r in out):
         tmp = manifest.with_name(f"manifest.{os.getpid()}.tmp")

@@ -115,7 +115,7 @@ def screen_file(
     molecules = read_molecule_file(path)
     t0 = time.perf_counter()
     built = map_chunks(featurize, [{"name": m["name"], "smiles": m["smiles"]} for m in molecules],
-                       chunk_size=32, scheduler=scheduler, n_workers=n_workers, desc="images" if progress else "")
+                       chunk_size=32, scheduler=scheduler, n_workers=n_workers, desc="images", progress=progress)
     rows: list[dict[str, Any]] = []
     images: list[np.ndarray] = []
     ok_rows: list[dict[str, Any]] = []
