@@ -49,6 +49,7 @@ DatasetOption = Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE pass
 LabelSmoothing = Annotated[float, typer.Option(help="Label smoothing of the cross-entropy (0: none).")]
 Patience = Annotated[int, typer.Option(help="Stop when validation accuracy has not improved for N epochs (0: train every epoch; needs a dataset with a validation split).")]
 Width = Annotated[int, typer.Option(help="Channels of the DEQ state (the poster's CIFAR-10 model: 48).")]
+JacobianReg = Annotated[float, typer.Option(help="Weight of a Jacobian penalty ||df/dz||_F^2/dim (one Hutchinson probe at z*) added to the loss, keeping f contractive so solves take fewer iterations (0: none; ~0.1-1 typical; one extra vector-Jacobian product per step).")]
 InnerWidth = Annotated[int, typer.Option(help="Channels inside the implicit block (the poster's: 64).")]
 
 
@@ -107,7 +108,7 @@ def train(
     arch: Annotated[str, typer.Option(help="'deq' (the poster's model) or 'explicit' (baseline CNN, same blocks unrolled).")] = "deq",
     depth: Annotated[int, typer.Option(help="Blocks of the explicit baseline (1: same parameter count as the DEQ).")] = 1,
     dataset_option: DatasetOption = None, label_smoothing: LabelSmoothing = 0.0, patience: Patience = 0,
-    channels: Width = 48, inner_channels: InnerWidth = 64,
+    channels: Width = 48, inner_channels: InnerWidth = 64, jacobian_reg: JacobianReg = 0.0,
 ) -> None:
     """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP.
 
@@ -117,7 +118,7 @@ def train(
 
     cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, dataset_option=dataset_option,
                   label_smoothing=label_smoothing, patience=patience, channels=channels, inner_channels=inner_channels,
-                  out_dir=str(out), solver=solver, m=m,
+                  jacobian_reg=jacobian_reg, out_dir=str(out), solver=solver, m=m,
                   lam=lam, beta=beta, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
                   bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
@@ -270,8 +271,8 @@ def label(
 @app.command()
 def screen(
     paths: Annotated[list[Path], typer.Argument(help="CIF files (pores) or molecule files: CSV name,smiles or .smi (molecules).")],
-    model: Annotated[Optional[Path], typer.Option(help="Trained run folder (e.g. reports/pores/accelerated); default: the model shipped with the package for --task (molecules: the alms-qm9 DEQ).")] = None,
-    task: Annotated[str, typer.Option(help="'auto' (from the model's dataset; molecules without --model), 'pores' or 'molecules'.")] = "auto",
+    model: Annotated[Optional[Path], typer.Option(help="Trained run folder (e.g. reports/pores/accelerated); default: the model shipped with the package for --task (molecules: the alms-qm9 DEQ; pores: the alms-pores DEQ).")] = None,
+    task: Annotated[str, typer.Option(help="'auto' (from the model's dataset; without --model: pores when every input is a .cif, else molecules), 'pores' or 'molecules'.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Write the rows to this .csv or .json.")] = None,
     with_labels: Annotated[bool, typer.Option(help="Molecules: also compute the GFN2-xTB dipole.")] = False,
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (tcp://host:port) for building molecule images; default: a local cluster ('synchronous': in this process).")] = None,

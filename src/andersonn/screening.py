@@ -18,11 +18,11 @@ from .train import load_trained
 TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molecules"}
 #: Where the trained models shipped with the package live, one folder per task.
 SHIPPED_MODELS = Path(__file__).resolve().parent / "data" / "files" / "models"
-SHIPPED = {"molecules": "alms-qm9"}
+SHIPPED = {"molecules": "alms-qm9", "pores": "alms-pores"}
 
 
 def shipped_model(task: str) -> Path:
-    """Folder of the trained model shipped for ``task`` (``"molecules"``); a clear error when there is none."""
+    """Folder of the trained model shipped for ``task`` (``"molecules"`` or ``"pores"``); a clear error when there is none."""
     name = SHIPPED.get(task)
     folder = SHIPPED_MODELS / name if name else None
     if folder is None or not (folder / "model.safetensors").is_file():
@@ -59,13 +59,15 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
            progress: bool = False, timing: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Classify every structure or molecule in ``paths`` with the model in ``run_dir``; one row each.
 
-    ``run_dir=None`` takes the model shipped with the package for ``task`` (molecules when
-    ``task="auto"``). Unreadable inputs give a row with an ``error`` and the rest carry on.
+    ``run_dir=None`` takes the model shipped with the package for ``task``; with ``task="auto"``
+    that is the pores model when every path is a ``.cif`` file, else the molecules one. Unreadable inputs give a row with an ``error`` and the rest carry on.
     Molecule images are built on Dask (``scheduler``: ``None`` a local cluster, an address, or
     ``"synchronous"``); ``timing`` is filled with the throughput.
     """
     if run_dir is None:
-        run_dir = shipped_model("molecules" if task == "auto" else task)
+        if task == "auto":
+            task = "pores" if paths and all(Path(p).suffix.lower() == ".cif" for p in paths) else "molecules"
+        run_dir = shipped_model(task)
     predict, meta = load_predictor(run_dir)
     kind = task_of(meta, task)
     size = meta["model"]["image_size"]

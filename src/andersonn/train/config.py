@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ class TrainConfig:
     # model choice (on the validation split, when the dataset has one)
     label_smoothing: float = 0.0
     patience: int = 0
+    # contractivity: weight of the DEQ's Jacobian penalty ||df/dz||_F^2 / dim in the loss (0: none)
+    jacobian_reg: float = 0.0
 
     def validate(self) -> None:
         if self.solver not in available_solvers():
@@ -80,7 +83,7 @@ class TrainConfig:
         if self.arch == "explicit":
             defaults = TrainConfig()
             solver_knobs = ("solver", "m", "lam", "beta", "tol", "max_iter", "backward", "backward_solver",
-                            "backward_tol", "backward_max_iter", "backward_compact")
+                            "backward_tol", "backward_max_iter", "backward_compact", "jacobian_reg")
             changed = [k for k in solver_knobs if getattr(self, k) != getattr(defaults, k)]
             if changed:
                 flags = ", ".join("--" + k.replace("_", "-") for k in changed)
@@ -113,6 +116,8 @@ class TrainConfig:
             raise ConfigError(f"--image-size must be a positive integer, got {size!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not (math.isfinite(self.jacobian_reg) and self.jacobian_reg >= 0):
+            raise ConfigError(f"--jacobian-reg must be a finite number >= 0 (0: no penalty), got {self.jacobian_reg}")
         if self.patience < 0:
             raise ConfigError("--patience must be >= 0 (0: train every epoch)")
         if self.checkpoint_every < 0:
@@ -135,7 +140,7 @@ class TrainConfig:
         return dict(
             solver=self.solver, tol=self.tol, max_iter=self.max_iter, backward=self.backward,
             backward_solver=bsolver, backward_tol=self.backward_tol, backward_max_iter=self.backward_max_iter,
-            backward_compact=self.backward_compact,
+            backward_compact=self.backward_compact, jacobian_penalty=self.jacobian_reg > 0,
             backward_options={"m": self.m, "lam": self.lam, "beta": self.beta} if bsolver == "anderson" else {},
             **self.solver_options(),
         )

@@ -29,7 +29,7 @@ __all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "
 CHECKPOINT = "checkpoint.pt"
 METRIC_FIELDS = [
     "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "val_loss", "val_accuracy",
-    "epoch_time_s", "forward_nfe", "backward_nfe", "test_forward_nfe", "val_forward_nfe", "lr",
+    "epoch_time_s", "forward_nfe", "backward_nfe", "test_forward_nfe", "val_forward_nfe", "lr", "jacobian_fro2",
 ]
 
 
@@ -276,6 +276,9 @@ def train(
             xb, yb = xb.to(device), y_train[idx].to(device)
             logits = net(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            jac = _deq(net).last_jacobian if cfg.jacobian_reg else None
+            if jac is not None:
+                loss = loss + cfg.jacobian_reg * jac
             if not torch.isfinite(loss):
                 last = _deq(net).last_forward
                 raise TrainingError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}"
@@ -296,6 +299,8 @@ def train(
             acc["bnfe"] += _nfe(deq.last_backward)
             acc["steps"] += 1
             acc["time"] += dt
+            if jac is not None:
+                acc["jac"] = acc.get("jac", 0.0) + float(jac.detach())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", nfe=f"{_nfe(deq.last_forward):.1f}")
             steps_done += 1
             if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(batches):
@@ -320,6 +325,8 @@ def train(
             "epoch_time_s": acc["time"], "forward_nfe": tot[3] / tot[5], "backward_nfe": tot[4] / tot[5],
             "lr": sched.get_last_lr()[0],
         }
+        if cfg.jacobian_reg:
+            row["jacobian_fro2"] = D.all_sum([acc.get("jac", 0.0)], device, info)[0] / tot[5]
         if validating:
             ev = _sharded_eval(net, x_val, y_val, cfg, device, info)
             row.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"], val_forward_nfe=ev["nfe"])

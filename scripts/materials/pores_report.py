@@ -1,0 +1,238 @@
+"""The alms-pores report: trained models against the baselines on the natural-balance test split of all of CoRE MOF 2019.
+
+What it measures, each on the held-out split (the test split is touched once, for finished runs):
+  * every trained run given (standard / accelerated DEQ, explicit CNN, channel ablations): accuracy,
+    balanced accuracy, ROC-AUC (one-vs-rest), confusion matrix, per-class precision and recall, the
+    DNA/RNA class (PLD >= 10 A) on its own, accuracy against the distance of the Zeo++ PLD from the
+    nearest class edge, top-label calibration, inference time and NFE;
+  * the baselines of andersonn.materials.baseline on the same split: composition/density GBM, GBM on
+    every Zeo++ descriptor but PLD (the one to beat), and our own PLD estimate cut at the class edges;
+  * standard against accelerated: training and inference speedup, compute saved (NFE).
+
+Usage (after `andersonn train --dataset alms-pores --dataset-option mode=full ...` runs):
+  OMP_NUM_THREADS=2 python scripts/materials/pores_report.py --image-size 16 \\
+      --run accelerated=runs/pores/accelerated --run standard=runs/pores/standard \\
+      --run explicit=runs/pores/explicit --out docs/results/pores
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from andersonn.materials.baseline import LABEL_COLUMN, all_baselines
+from andersonn.materials.channels import CHANNELS
+from andersonn.materials.coremof import coremof_table
+from andersonn.materials.pores import CLASS_NAMES, PLD_EDGES, default_cache_dir, load_pores
+from andersonn.study.metrics import accuracy_by_margin, calibration_bins, classification_metrics
+from andersonn.train import load_trained
+
+#: bins of |PLD - nearest class edge| (A)
+MARGIN_EDGES = [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 100.0]
+NUCLEIC = CLASS_NAMES[-1]
+
+
+def predict(model, x: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, float, float]:
+    """Class probabilities, wall seconds, mean forward NFE per sample."""
+    probs, nfe = [], 0.0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch):
+            xb = x[i: i + batch]
+            probs.append(torch.softmax(model(xb), 1).numpy())
+            deq = getattr(model, "deq", None)
+            last = getattr(deq, "last_forward", None)
+            if last is not None:
+                nfe += last.mean_nfe * xb.shape[0]
+    return np.concatenate(probs), time.perf_counter() - t0, nfe / max(1, x.shape[0])
+
+
+def edge_margin(pld: np.ndarray) -> np.ndarray:
+    """Distance (A) of each PLD from the nearest class edge."""
+    return np.min(np.abs(pld[:, None] - np.asarray(PLD_EDGES, dtype=float)[None, :]), axis=1)
+
+
+def evaluate(prob: np.ndarray, y: np.ndarray, pld: np.ndarray) -> dict:
+    m = classification_metrics(y, prob, class_names=CLASS_NAMES)
+    pred = prob.argmax(1)
+    m["nucleic_acid"] = m["per_class"][NUCLEIC]
+    m["accuracy_by_edge_distance"] = accuracy_by_margin(pred == y, edge_margin(pld), MARGIN_EDGES)
+    m["calibration_top_label"] = calibration_bins((pred == y).astype(int), prob.max(1))
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of a trained alms-pores model")
+    ap.add_argument("--out", type=Path, default=Path("docs/results/pores"))
+    ap.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    ap.add_argument("--image-size", type=int, default=16)
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="split scored: test for finished runs (once), val for interim models of unfinished runs")
+    ap.add_argument("--skip-baselines", action="store_true")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    data = load_pores(args.cache_dir, args.image_size, None, 0, None, mode="full")
+    meta = data["meta"]
+    split = args.split
+    x_all = torch.as_tensor(data[f"x_{split}"])
+    y = data[f"y_{split}"]
+    table = coremof_table()
+    pld = np.array([float(table[r][LABEL_COLUMN]) for r in meta[f"refcodes_{split}"]])
+    results: dict = {
+        "split": split, "image_size": args.image_size, "bins": meta["bins"], "class_balance": meta["class_balance"],
+        "n_selected": meta["n_selected"], "n_used": meta["n_used"], "n_skipped": meta["n_skipped"],
+        "skipped_reasons": meta["skipped_reasons"], "build_seconds_per_structure": meta["build_seconds_per_structure"],
+        "majority_accuracy": float(np.bincount(y).max() / len(y)),
+        "within_0.5_A_of_an_edge": float(np.mean(edge_margin(pld) < 0.5)),
+        "runs": {}, "baselines": {},
+    }
+    for spec in args.run:
+        name, _, path = spec.partition("=")
+        model, mmeta = load_trained(path)
+        keep = [CHANNELS.index(c) for c in mmeta["dataset_meta"]["channels"]]
+        prob, seconds, nfe = predict(model, x_all[:, keep])
+        run = Path(path)
+        summary = json.loads((run / ("summary.json" if (run / "summary.json").exists() else "interim.json")).read_text())
+        epochs = json.loads((run / "metrics.json").read_text())
+        m = evaluate(prob, y, pld)
+        cfg = mmeta["config"]
+        m.update(inference_s=round(seconds, 2), inference_nfe=round(nfe, 2), params=summary["params"],
+                 channels=mmeta["dataset_meta"]["channels"], train_time_s=summary["train_time_s"],
+                 epochs_run=summary.get("epochs_run", summary.get("epochs_done")), chosen_epoch=summary.get("chosen_epoch"),
+                 val_accuracy=summary.get("val_accuracy"), interim=not (run / "summary.json").exists(),
+                 forward_nfe=summary.get("forward_nfe"), backward_nfe=summary.get("backward_nfe"),
+                 epoch_times_s=[r["epoch_time_s"] for r in epochs], val_accuracy_by_epoch=[r.get("val_accuracy") for r in epochs],
+                 forward_nfe_by_epoch=[r["forward_nfe"] for r in epochs],
+                 jacobian_by_epoch=[r.get("jacobian_fro2") for r in epochs],
+                 solver=cfg["solver"], arch=cfg["arch"], jacobian_reg=cfg.get("jacobian_reg", 0.0))
+        results["runs"][name] = m
+        print(f"{name}: {split} accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, "
+              f">=10 A precision {m['nucleic_acid']['precision']:.3f} recall {m['nucleic_acid']['recall']:.3f}, "
+              f"inference {seconds:.1f} s NFE {nfe:.1f}")
+
+    if {"standard", "accelerated"} <= set(results["runs"]):
+        s_, a_ = results["runs"]["standard"], results["runs"]["accelerated"]
+        s_work, a_work = s_["forward_nfe"] + s_["backward_nfe"], a_["forward_nfe"] + a_["backward_nfe"]
+        results["comparison"] = {
+            "speedup_train": s_["train_time_s"] / a_["train_time_s"],
+            "speedup_inference": s_["inference_s"] / a_["inference_s"],
+            "compute_saved_by_nfe": 1 - a_work / s_work,
+            "compute_saved_by_time": 1 - a_["train_time_s"] / s_["train_time_s"],
+            "inference_nfe": {"standard": s_["inference_nfe"], "accelerated": a_["inference_nfe"]},
+            "accuracy_difference": a_["accuracy"] - s_["accuracy"],
+            "note": "both trained side by side, one thread each, on the same 2-core machine; "
+                    "inference timed in this process, one after the other",
+        }
+        print(f"comparison: {results['comparison']}")
+
+    if not args.skip_baselines:
+        if split != "test":
+            raise SystemExit("the baselines are scored on the test split only")
+        for name, b in all_baselines(data, seed=0).items():
+            b = {k: v for k, v in b.items() if k != "features" or len(v) < 40}
+            results["baselines"][name] = b
+            print(f"baseline {name}: accuracy {b['accuracy']:.4f}, balanced {b['balanced_accuracy']:.4f}")
+
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    write_table(results, args.out / "results_table.csv")
+    plot(results, args.out)
+    print(f"wrote {args.out / 'results.json'}")
+
+
+def write_table(results: dict, path: Path) -> None:
+    rows = []
+    for name, m in results["runs"].items():
+        rows.append({"model": name, "kind": m["arch"] + (f"/{m['solver']}" if m["arch"] == "deq" else ""),
+                     "channels": len(m["channels"]), "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"],
+                     "nucleic_precision": m["nucleic_acid"]["precision"], "nucleic_recall": m["nucleic_acid"]["recall"],
+                     "train_time_s": m["train_time_s"], "inference_s": m["inference_s"], "inference_nfe": m["inference_nfe"]})
+    for name, b in results["baselines"].items():
+        rows.append({"model": f"baseline:{name}", "kind": "baseline", "channels": "", "accuracy": b["accuracy"],
+                     "balanced_accuracy": b["balanced_accuracy"],
+                     "nucleic_precision": b.get("nucleic_acid", {}).get("precision"),
+                     "nucleic_recall": b.get("nucleic_acid", {}).get("recall"),
+                     "train_time_s": "", "inference_s": "", "inference_nfe": ""})
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["model"])
+        w.writeheader()
+        w.writerows(rows)
+
+
+def plot(results: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = results["runs"]
+    if not runs:
+        return
+    main_run = "accelerated" if "accelerated" in runs else next(iter(runs))
+    fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(17, 4.8))
+    cm = np.array(runs[main_run]["confusion_matrix"])
+    a0.imshow(cm / cm.sum(1, keepdims=True), cmap="Blues", vmin=0, vmax=1)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            a0.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=9,
+                    color="white" if cm[i, j] > 0.5 * cm[i].sum() else "black")
+    ticks = [f"{n}\n{b['pld_min']:g}-{b['pld_max']:g} A" if b["pld_max"] is not None else f"{n}\n>= {b['pld_min']:g} A"
+             for n, b in zip(CLASS_NAMES, results["bins"])]
+    a0.set_xticks(range(len(ticks)), ticks, fontsize=7)
+    a0.set_yticks(range(len(ticks)), ticks, fontsize=7)
+    a0.set_xlabel("predicted")
+    a0.set_ylabel("Zeo++ class")
+    a0.set_title(f"{main_run}: confusion matrix ({results['split']}, row-normalised colour)")
+    for name, m in runs.items():
+        rows = m["accuracy_by_edge_distance"]
+        xs = [f"{r['low']}-{r['high'] if r['high'] < 100 else ''}" for r in rows]
+        a1.plot(xs, [r["accuracy"] for r in rows], "-o", ms=3, label=name)
+    a1.set_xlabel("|Zeo++ PLD - nearest class edge| (A)")
+    a1.set_ylabel(f"{results['split']} accuracy")
+    a1.set_title("Where the errors are: distance from a class edge")
+    a1.legend(fontsize=7)
+    a1.grid(alpha=0.3)
+    for name, m in runs.items():
+        cal = [r for r in m["calibration_top_label"] if r["n"]]
+        a2.plot([r["predicted"] for r in cal], [r["observed"] for r in cal], "-o", ms=3, label=name)
+    a2.plot([0, 1], [0, 1], "k--", lw=0.8)
+    a2.set_xlabel("predicted probability of the predicted class")
+    a2.set_ylabel("observed accuracy")
+    a2.set_title("Top-label calibration")
+    a2.legend(fontsize=7)
+    a2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "confusion_margin_calibration.png", dpi=110)
+    plt.close(fig)
+
+    deqs = {k: v for k, v in runs.items() if any(a is not None for a in v.get("val_accuracy_by_epoch", []))}
+    if deqs:
+        fig, (b1, b2) = plt.subplots(1, 2, figsize=(12, 4.2))
+        styles = ["-o", "--s", ":^", "-.d", "-v", "--x"]
+        for k, (name, m) in enumerate(deqs.items()):
+            ep = list(range(1, len(m["val_accuracy_by_epoch"]) + 1))
+            b1.plot(ep, m["val_accuracy_by_epoch"], styles[k % len(styles)], ms=4, label=name)
+            b2.plot(np.cumsum(m["epoch_times_s"]) / 60, m["val_accuracy_by_epoch"], styles[k % len(styles)], ms=4, label=name)
+        for ax in (b1, b2):
+            ax.set_ylabel("validation accuracy")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        b1.set_xlabel("epoch")
+        b1.set_xticks(range(1, max(len(m["val_accuracy_by_epoch"]) for m in deqs.values()) + 1))
+        b2.set_xlabel("training time (min, one thread each)")
+        b1.set_title("alms-pores: accuracy vs epoch")
+        b2.set_title("accuracy vs training time")
+        fig.tight_layout()
+        fig.savefig(out / "accuracy_vs_epoch.png", dpi=110)
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
