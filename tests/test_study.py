@@ -58,5 +58,13 @@ def test_compare_resume_refuses_finished_runs_made_with_other_settings(tmp_path)
     assert first["dataset_summary"]["train"] == 100 and first["dataset_summary"]["test"] == 50  # what was used
     again = compare(TrainConfig(**(TINY | {"epochs": 1})), tmp_path, resume=True, progress=False)
     assert again["standard"] == first["standard"]  # same settings: reused, nothing retrained
-    with pytest.raises(ConfigError, match=r"finished run with other settings \(epochs: 1 there, 2 asked\)"):
-        compare(TrainConfig(**(TINY | {"epochs": 2})), tmp_path, resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"finished run with other settings: --lr 0.001 \(saved\) vs 0.01 \(asked\); "):
+        compare(TrainConfig(**(TINY | {"epochs": 1, "lr": 0.01})), tmp_path, resume=True, progress=False)
+    # checkpoint cadence does not change the result: not compared, the runs are reused
+    cadence = compare(TrainConfig(**(TINY | {"epochs": 1, "checkpoint_every": 1})), tmp_path, resume=True, progress=False)
+    assert cadence["standard"] == first["standard"]
+    # more epochs: each finished run is extended (see test_train's extension test), not refused
+    longer = compare(TrainConfig(**(TINY | {"epochs": 2})), tmp_path, resume=True, progress=False)
+    assert [len(longer["history"][k]) for k in ("standard", "accelerated")] == [2, 2]
+    assert longer["history"]["standard"][0] == first["history"]["standard"][0]
+    assert json.loads((tmp_path / "standard" / "summary.json").read_text())["extended_from_epochs"] == 1

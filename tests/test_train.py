@@ -296,3 +296,42 @@ def test_explicit_arch_refuses_the_jacobian_penalty(tmp_path):
                       out_dir=str(tmp_path / "cnn"), epochs=1, arch="explicit", jacobian_reg=1.0)
     with pytest.raises(ConfigError, match="--jacobian-reg"):
         train(cfg, progress=False)
+
+
+def test_resume_ignores_checkpoint_cadence_and_names_each_differing_setting(tmp_path):
+    cfg = tiny(tmp_path, "run", epochs=2, checkpoint_every=1)
+    train(cfg, progress=False, stop_after_steps=1)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    with pytest.raises(ConfigError) as err:
+        train(tiny(tmp_path, "run", epochs=2, lr=0.01, max_iter=6, dataset_options={"image_size": 9}),
+              resume=True, progress=False)
+    assert str(err.value) == (f"--resume with settings that differ from {ckpt}: --image-size 8 (saved) vs 9 (asked); "
+                              "--max-iter 8 (saved) vs 6 (asked); --lr 0.001 (saved) vs 0.01 (asked)")
+    with pytest.raises(ConfigError, match=r"unfinished run of 2 epochs \(0 done\); finish it with --epochs 2"):
+        train(tiny(tmp_path, "run", epochs=3), resume=True, progress=False)
+    # only the checkpoint cadence changed: resumed, not refused
+    resumed = train(tiny(tmp_path, "run", epochs=2, checkpoint_every=0), resume=True, progress=False, stop_after_steps=1)
+    assert not resumed.completed
+
+
+def test_finished_run_is_extended_with_more_epochs(tmp_path):
+    import math
+
+    first = train(tiny(tmp_path, "run", epochs=2), progress=False)
+    saved = [dict(m) for m in first.metrics]
+    longer = train(tiny(tmp_path, "run", epochs=4), resume=True, progress=False)
+    assert longer.completed and len(longer.metrics) == 4
+    assert longer.metrics[:2] == saved  # the finished epochs are kept as they were
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(rows) == 4 and rows[:2] == saved
+    assert longer.summary["extended_from_epochs"] == 2 and longer.summary["epochs"] == 4
+    assert longer.summary["extensions"] == [{"from_epochs": 2, "to_epochs": 4, "at_step": 8}]
+    # the cosine schedule is the one of 4 epochs (4 steps each) from step 8 on: after epoch 3, step 12 of 16
+    lr, lr_min = TrainConfig.lr, TrainConfig.lr_min
+    assert saved[-1]["lr"] == pytest.approx(lr_min)
+    assert longer.metrics[2]["lr"] == pytest.approx(lr_min + (lr - lr_min) * (1 + math.cos(math.pi * 12 / 16)) / 2)
+    assert longer.metrics[3]["lr"] == pytest.approx(lr_min)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["extended_from_epochs"] == 2
+    with pytest.raises(ConfigError, match=r"--resume --epochs 3 is fewer than the 4 epochs .*checkpoint.pt has already "
+                                          r"trained; a run cannot be shortened"):
+        train(tiny(tmp_path, "run", epochs=3), resume=True, progress=False)

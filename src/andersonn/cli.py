@@ -22,7 +22,7 @@ app = typer.Typer(
 # Options shared by `train` and `compare`.
 Dataset = Annotated[str, typer.Option(help="Registered dataset (see `andersonn datasets`).")]
 DataDir = Annotated[Optional[Path], typer.Option(help="Local folder of datasets that need one (e.g. CIFAR-10 batches).")]
-Epochs = Annotated[int, typer.Option(min=1, help="Training epochs.")]
+Epochs = Annotated[int, typer.Option(min=1, help="Training epochs (with --resume, more than a finished run had extends it; see --resume).")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Global batch size (split across torchrun processes).")]
 Lr = Annotated[float, typer.Option(help="Adam learning rate; cosine-annealed per batch to --lr-min.")]
 LrMin = Annotated[float, typer.Option(help="Learning rate at the end of the cosine schedule.")]
@@ -41,7 +41,7 @@ Seed = Annotated[int, typer.Option(help="Seed for initialisation and data order.
 MaxTrain = Annotated[Optional[int], typer.Option(help="Use only the first N training images.")]
 MaxTest = Annotated[Optional[int], typer.Option(help="Use only the first N test images.")]
 Augment = Annotated[bool, typer.Option(help="Random crop + flip augmentation.")]
-Resume = Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")]
+Resume = Annotated[bool, typer.Option(help="Continue from the checkpoint in --out, with the same settings (--checkpoint-every may differ). A larger --epochs extends a finished run: training goes on from its saved model and optimizer, and the cosine LR schedule is rebuilt for the new total from the step reached (the LR rises from --lr-min to where a run of that length would be), recorded in summary.json as extended_from_epochs. Fewer epochs than done are refused.")]
 CkptEvery = Annotated[int, typer.Option(help="Also checkpoint every N steps (0: per epoch only).")]
 Device = Annotated[str, typer.Option(help="'auto', 'cpu' or 'cuda'.")]
 ImageSize = Annotated[Optional[int], typer.Option(help="Resize images to this size (dataset default if unset).")]
@@ -126,8 +126,10 @@ def train(
     result = _guard(run_train, cfg, resume=resume)
     if result.summary:
         s = result.summary
+        extended = (f" (extended from {s['extended_from_epochs']} to {s['epochs']} epochs, cosine schedule rebuilt "
+                    "for the new total)" if s.get("extended_from_epochs") else "")
         typer.echo(f"test accuracy {100 * s['test_accuracy']:.1f}%, train time {s['train_time_s']:.1f}s, "
-                   f"inference {s['inference_time_s']:.2f}s; saved to {out}")
+                   f"inference {s['inference_time_s']:.2f}s; saved to {out}{extended}")
 
 
 @app.command()

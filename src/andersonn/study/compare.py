@@ -11,6 +11,7 @@ import torch
 
 from ..data import ImageDataset, load_dataset
 from ..train import ConfigError, TrainConfig, evaluate, load_trained, train
+from ..train.config import NOT_COMPARED, setting_differences
 from ..train.checkpoint import atomic_write_text
 
 SOLVERS = {"standard": "forward", "accelerated": "anderson"}
@@ -58,8 +59,7 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         if solver != "anderson":
             cfg = dataclasses.replace(cfg, m=5, lam=1e-4, beta=1.0)
         run_dir = Path(cfg.out_dir)
-        if resume and (run_dir / "summary.json").is_file():
-            _check_same_run(run_dir, cfg)
+        if resume and (run_dir / "summary.json").is_file() and _check_same_run(run_dir, cfg):
             summaries[label] = json.loads((run_dir / "summary.json").read_text())
             history[label] = json.loads((run_dir / "metrics.json").read_text())
             continue
@@ -79,15 +79,20 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     return table
 
 
-def _check_same_run(run_dir: Path, cfg: TrainConfig) -> None:
-    """A finished run is reused by ``--resume`` only if it was trained with exactly these settings."""
+def _check_same_run(run_dir: Path, cfg: TrainConfig) -> bool:
+    """A finished run is reused by ``--resume`` (True) only if it was trained with these settings (where it is
+    written and its checkpoint cadence aside); False when only ``--epochs`` grew, for :func:`train` to extend it."""
     saved = json.loads((run_dir / "config.json").read_text()).get("config", {})
-    asked = {k: v for k, v in cfg.to_dict().items() if k != "out_dir"}
-    differing = sorted(k for k in asked if saved.get(k, object()) != asked[k])
-    if differing:
-        shown = ", ".join(f"{k}: {saved.get(k, '(absent)')!r} there, {asked[k]!r} asked" for k in differing)
-        raise ConfigError(f"--resume: {run_dir} is a finished run with other settings ({shown}); "
+    diffs = setting_differences(saved, cfg.to_dict(), NOT_COMPARED | {"epochs"})
+    if diffs:
+        raise ConfigError(f"--resume: {run_dir} is a finished run with other settings: {'; '.join(diffs)}; "
                           "choose another --out, or ask for the same settings")
+    if saved.get("epochs") == cfg.epochs:
+        return True
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise ConfigError(f"--resume --epochs {cfg.epochs}: {run_dir} is a finished run of {saved.get('epochs')} "
+                          "epochs without its checkpoint.pt, so it cannot be extended; choose another --out")
+    return False  # train(resume=True) extends it, or refuses fewer epochs in one line
 
 
 def subset_accuracies(out: Path, ds: ImageDataset, base: TrainConfig) -> dict[str, Any]:

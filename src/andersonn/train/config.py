@@ -11,11 +11,52 @@ from typing import Any
 
 from ..solvers import SolverInputError, available_solvers, get_solver
 
-__all__ = ["TrainConfig", "ConfigError"]
+__all__ = ["TrainConfig", "ConfigError", "NOT_COMPARED", "setting_differences"]
+
+# Settings that do not change what a run computes (where it is written, how often it is checkpointed):
+# a resumed or reused run is not compared on them.
+NOT_COMPARED = frozenset({"out_dir", "checkpoint_every"})
+_ABSENT = object()
 
 
 class ConfigError(ValueError):
     """A bad flag or flag combination, named in the message."""
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    if value is None:
+        return "unset"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def setting_differences(saved: dict[str, Any], asked: dict[str, Any], ignore: frozenset[str] | set[str] = NOT_COMPARED,
+                        ) -> list[str]:
+    """The settings of ``asked`` that differ from ``saved`` (two :meth:`TrainConfig.to_dict` records), each as
+    ``"--flag SAVED (saved) vs ASKED (asked)"``; dataset options are compared one by one.
+
+    >>> setting_differences(TrainConfig(lr=1e-3).to_dict(), TrainConfig(lr=0.01, checkpoint_every=5).to_dict())
+    ['--lr 0.001 (saved) vs 0.01 (asked)']
+    >>> setting_differences({"dataset_options": {"image_size": 8}}, {"dataset_options": {"image_size": 16, "seed": 1}})
+    ['--image-size 8 (saved) vs 16 (asked)', '--dataset-option seed: (absent) (saved) vs 1 (asked)']
+    """
+    out = []
+    for key in asked:
+        if key in ignore:
+            continue
+        was, now = saved.get(key, _ABSENT), asked[key]
+        if key == "dataset_options" and isinstance(was, dict) and isinstance(now, dict):
+            for opt in list(was) + [o for o in now if o not in was]:
+                a, b = was.get(opt, _ABSENT), now.get(opt, _ABSENT)
+                if a != b:
+                    flag = "--image-size" if opt == "image_size" else f"--dataset-option {opt}:"
+                    out.append(f"{flag} {_show(a)} (saved) vs {_show(b)} (asked)")
+        elif was != now:
+            out.append(f"--{key.replace('_', '-')} {_show(was)} (saved) vs {_show(now)} (asked)")
+    return out
 
 
 @dataclass

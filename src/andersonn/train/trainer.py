@@ -21,7 +21,7 @@ from ..data.transforms import random_crop_flip
 from ..models import DEQClassifier, count_parameters, deq_classifier, explicit_classifier
 from . import distributed as D
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
-from .config import ConfigError, TrainConfig
+from .config import NOT_COMPARED, ConfigError, TrainConfig, setting_differences
 
 __all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained", "recalibrate_batchnorm",
            "export_best"]
@@ -180,7 +180,13 @@ def train(
     ``checkpoint.pt`` (atomic; every epoch and every ``checkpoint_every`` steps),
     and at the end ``model.safetensors``, ``config.json`` and ``summary.json``.
     ``resume=True`` continues from the checkpoint to the same result as an
-    uninterrupted run. ``stop_after_steps`` stops this process after that many
+    uninterrupted run; the settings must be those of the checkpoint (but for
+    ``out_dir`` and ``checkpoint_every``). A larger ``epochs`` extends a
+    finished run: training goes on from its saved model and optimizer state and
+    the cosine schedule is rebuilt for the new total, continuing at the step
+    reached (so the LR rises from ``lr_min`` to where a run of the new length
+    would be); the summary records it (``extended_from_epochs``, ``extensions``).
+    ``stop_after_steps`` stops this process after that many
     optimizer steps, as an interruption would (used by the tests).
 
     Example:
@@ -226,6 +232,7 @@ def train(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr_min)
 
     metrics: list[dict[str, float]] = []
+    extensions: list[dict[str, int]] = []  # each time --resume extended a finished run with more --epochs
     start_epoch, start_step, train_time = 0, 0, 0.0
     zero_acc = {"loss": 0.0, "correct": 0.0, "count": 0.0, "fnfe": 0.0, "bnfe": 0.0, "steps": 0.0, "time": 0.0}
     acc = dict(zero_acc)
@@ -240,14 +247,30 @@ def train(
             raise ConfigError(f"cannot resume from {ckpt_path}: {why}. Start a new run with another --out "
                               "(the checkpoint is left as it is).")
         saved = TrainConfig.from_dict(state["config"])
-        differing = {k for k, v in saved.to_dict().items() if v != cfg.to_dict()[k] and k not in ("out_dir",)}
-        if differing:
-            raise ConfigError(f"--resume with a different configuration ({sorted(differing)}) than {ckpt_path}")
+        # --checkpoint-every and --out do not change the result; --epochs may grow (below).
+        diffs = setting_differences(saved.to_dict(), cfg.to_dict(), NOT_COMPARED | {"epochs"})
+        if diffs:
+            raise ConfigError(f"--resume with settings that differ from {ckpt_path}: {'; '.join(diffs)}")
+        done = state["epoch"]
+        if cfg.epochs != saved.epochs:
+            _check_extension(ckpt_path, saved, cfg, state)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        extensions = list(state.get("extensions", []))
+        if cfg.epochs != saved.epochs:
+            # The finished run's cosine schedule reached --lr-min; the added epochs follow the schedule of the
+            # new total from the step reached (the LR rises to the value a run of that length has there).
+            at = done * steps_per_epoch
+            lrs = [cfg.lr_min + (base - cfg.lr_min) * (1 + math.cos(math.pi * at / sched.T_max)) / 2
+                   for base in sched.base_lrs]
+            for group, lr in zip(opt.param_groups, lrs):
+                group["lr"] = lr
+            sched.load_state_dict(sched.state_dict() | {"last_epoch": at, "_last_lr": lrs})
+            extensions.append({"from_epochs": saved.epochs, "to_epochs": cfg.epochs, "at_step": at})
+        else:
+            sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
-        start_epoch, start_step = state["epoch"], state["step"]
+        start_epoch, start_step = done, state["step"]
         metrics, train_time, acc = state["metrics"], state["train_time"], state["accumulators"]
         best = state["best"]
 
@@ -257,6 +280,7 @@ def train(
                 "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
                 "metrics": metrics, "train_time": train_time, "accumulators": acc, "best": best,
+                "extensions": extensions,
             }, ckpt_path)
         D.barrier(info)
 
@@ -371,6 +395,8 @@ def train(
             "class_names": ds.class_names, "image_shape": list(ds.image_shape),
             "replica_param_max_diff": replica_diff,
         }
+        if extensions:
+            summary.update(extended_from_epochs=extensions[0]["from_epochs"], extensions=extensions)
         if validating:
             summary.update(chosen_epoch=best["epoch"], val_accuracy=best["val_accuracy"], val_loss=best["val_loss"],
                            epochs_run=len(metrics), stopped_early=bool(stopped_early), val_size=int(x_val.shape[0]),
@@ -379,6 +405,21 @@ def train(
         atomic_write_text(json.dumps(summary, indent=2), out / "summary.json")
     D.teardown(info)
     return TrainResult(cfg, metrics, summary, out, completed=True)
+
+
+def _check_extension(ckpt_path: Path, saved: TrainConfig, cfg: TrainConfig, state: dict[str, Any]) -> None:
+    """A resume may change --epochs only to extend a finished run; anything else is one line saying why not."""
+    done = state["epoch"]
+    if cfg.epochs < done:
+        raise ConfigError(f"--resume --epochs {cfg.epochs} is fewer than the {done} epochs {ckpt_path} has already "
+                          f"trained; a run cannot be shortened (ask for --epochs {saved.epochs}, or more to extend it)")
+    if done < saved.epochs:
+        raise ConfigError(f"--resume --epochs {cfg.epochs}: {ckpt_path} is an unfinished run of {saved.epochs} epochs "
+                          f"({done} done); finish it with --epochs {saved.epochs} --resume, then extend it")
+    best = state.get("best") or {}
+    if saved.patience and best.get("epoch") and len(state["metrics"]) - best["epoch"] >= saved.patience:
+        raise ConfigError(f"--resume --epochs {cfg.epochs}: {ckpt_path} stopped early (--patience {saved.patience}, "
+                          f"no better validation accuracy since epoch {best['epoch']}); more epochs would train nothing")
 
 
 def export_best(run_dir: str | Path, dest: str | Path, dataset: ImageDataset | None = None) -> dict[str, Any]:
