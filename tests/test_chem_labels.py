@@ -161,3 +161,19 @@ def test_label_command_errors_are_one_line(tmp_path):
         assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr, (args, p.stderr[-500:])
     p = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(binary)], capture_output=True, text=True)
     assert p.returncode == 2 and "blob.csv: not a text file of molecules" in p.stderr
+
+
+def test_label_command_says_how_many_labels_came_from_the_cache(tmp_path):
+    import subprocess
+    import sys
+
+    mols = tmp_path / "m.csv"
+    mols.write_text("name,smiles\nwater,O\nmethane,C\nbroken,C1CC\n")
+    cmd = [sys.executable, "-m", "andersonn", "label", str(mols), "--method", "gfn2-1conf", "--scheduler", "synchronous",
+           "--cache", str(tmp_path / "c.sqlite")]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-1000:]
+    assert "3 labels: 0 from the cache, 2 computed, 1 failed (pass --out FILE.csv for the reasons)" in first.stdout
+    again = subprocess.run(cmd + ["--out", str(tmp_path / "l.csv")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-1000:]
+    assert f"3 labels: 2 from the cache, 0 computed, 1 failed (reasons in {tmp_path / 'l.csv'})" in again.stdout

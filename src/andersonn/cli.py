@@ -259,13 +259,15 @@ def label(
     if method not in METHODS:
         _fail(f"--method {method!r} is not a labelling method; choose one of {', '.join(METHODS)}")
     kwargs = {"n_conformers": conformers} if conformers else {}
+    stats: dict[str, int] = {}
     try:
-        rows = _guard(label_file, input_file, method=method, cache_path=cache, scheduler=scheduler,
-                      n_workers=n_workers, output_path=out, limit=limit, **kwargs)
+        _guard(label_file, input_file, method=method, cache_path=cache, scheduler=scheduler,
+               n_workers=n_workers, output_path=out, limit=limit, stats=stats, **kwargs)
     except ValueError as exc:
         _fail(str(exc))
-    ok = [r for r in rows if not r.get("error")]
-    typer.echo(f"{len(ok)}/{len(rows)} molecules labelled ({len(rows) - len(ok)} failed, reasons in the output)")
+    why = (f" (reasons in {out})" if out else " (pass --out FILE.csv for the reasons)") if stats["failed"] else ""
+    typer.echo(f"{stats['labels']} labels: {stats['cached']} from the cache, {stats['computed']} computed, "
+               f"{stats['failed']} failed{why}")
     if out:
         typer.echo(f"saved {out}")
 

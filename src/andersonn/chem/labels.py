@@ -231,10 +231,13 @@ def label_molecules(
     n_workers: int | None = None,
     n_conformers: int = DEFAULT_CONFORMERS,
     desc: str = "",
+    stats: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Label ``[{"name", "smiles"}]`` (deduplicated by InChIKey); one row per input molecule.
 
-    Unparsable SMILES get a row with ``error`` and are not sent to the cluster.
+    Unparsable SMILES get a row with ``error`` and are not sent to the cluster. A ``stats`` dict is
+    filled with the row counts ``labels`` (all rows), ``cached`` (labelled from the cache),
+    ``computed`` (labelled by this call) and ``failed`` (rows with an error, cached or not).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -253,13 +256,21 @@ def label_molecules(
         row["_key"] = key
         items.setdefault(key, {"smiles": row["smiles"], "name": row["name"], "method": method, "n_conformers": n_conformers})
         rows.append(row)
-    results = map_cached(compute_label, items, cache, scheduler=scheduler, n_workers=n_workers, desc=desc or f"label {method}")
-    cache.close()
+    try:
+        cached = {k for k in items if k in cache}
+        results = map_cached(compute_label, items, cache, scheduler=scheduler, n_workers=n_workers,
+                             desc=desc or f"label {method}")
+    finally:
+        cache.close()
+    counts = {"labels": len(rows), "cached": 0, "computed": 0, "failed": 0}
     for row in rows:
         key = row.pop("_key", None)
         if key is not None:
             rec = results[key]
             row.update({k: v for k, v in rec.items() if k not in ("name", "smiles", "traceback")})
+        counts["failed" if row.get("error") else "cached" if key in cached else "computed"] += 1
+    if stats is not None:
+        stats.update(counts)
     return rows
 
 
@@ -282,6 +293,7 @@ def label_file(
     output_path: str | Path | None = None,
     n_conformers: int = DEFAULT_CONFORMERS,
     limit: int | None = None,
+    stats: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Label every molecule of a CSV/SMILES/SDF file with a dipole moment (``andersonn label``).
 
@@ -296,6 +308,8 @@ def label_file(
     output_path: CSV to write (columns include method, program and versions).
     n_conformers: conformers for ``gfn2``/``b3lyp``.
     limit: label only the first ``limit`` molecules.
+    stats: filled with how many labels came from the cache, were computed, or failed
+        (see :func:`label_molecules`).
 
     Returns one dict per input molecule (``error`` set for failures).
 
@@ -311,7 +325,8 @@ def label_file(
     mols = read_molecule_file(input_path)
     if limit is not None:
         mols = mols[:limit]
-    rows = label_molecules(mols, method, cache_path, scheduler=scheduler, n_workers=n_workers, n_conformers=n_conformers)
+    rows = label_molecules(mols, method, cache_path, scheduler=scheduler, n_workers=n_workers, n_conformers=n_conformers,
+                           stats=stats)
     if output_path is not None:
         write_rows_csv(rows, Path(output_path))
     return rows
