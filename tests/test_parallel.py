@@ -68,3 +68,49 @@ def test_progress_false_shows_no_bar(tmp_path, capsys):
     assert capsys.readouterr().err == ""
     map_chunks(lambda xs: xs, [1], scheduler="synchronous")
     assert "map_cached" in capsys.readouterr().err  # the default still shows it
+
+
+def test_everything_cached_starts_no_cluster(tmp_path, monkeypatch):
+    from andersonn import parallel
+
+    def no_cluster(*a, **kw):
+        raise AssertionError("a cluster was started although every item is cached")
+
+    monkeypatch.setattr(parallel, "_client", no_cluster)
+    cache = ResultCache(tmp_path / "c.sqlite")
+    map_cached(_square, {"a": 2, "b": 3}, cache, scheduler="synchronous", progress=False)
+    assert map_cached(_square, {"a": 2, "b": 3}, cache, progress=False) == {"a": {"sq": 4}, "b": {"sq": 9}}
+
+
+def test_a_cluster_that_fails_to_start_names_the_cause_and_the_fix(tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    import dask.distributed
+
+    from andersonn.parallel import ClusterStartError
+
+    def nanny_fails(*a, **kw):
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", nanny_fails)
+    with pytest.raises(ClusterStartError, match=r'Nanny failed to start.*`if __name__ == "__main__":`.*'
+                                                r'scheduler="synchronous"'):
+        map_cached(_square, {"a": 2}, ResultCache(tmp_path / "c.sqlite"), n_workers=1, progress=False)
+
+
+def test_unguarded_script_gets_one_clear_line(tmp_path):
+    """A script that starts the local cluster without a __main__ guard: its spawned workers import it again."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("distributed")
+    script = tmp_path / "unguarded.py"
+    script.write_text("import sys\nfrom andersonn.parallel import ResultCache, map_cached\n"
+                      "map_cached(abs, {'a': -1}, ResultCache(sys.argv[1]), n_workers=1, progress=False)\n")
+    p = subprocess.run([sys.executable, str(script), str(tmp_path / "c.sqlite")], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("andersonn.parallel.ClusterStartError: could not start a local Dask cluster"), p.stderr[-2000:]
+    assert '`if __name__ == "__main__":`' in last and 'scheduler="synchronous"' in last
+    assert f"a Dask worker process importing {script} was asked to start a local cluster" in p.stderr

@@ -86,12 +86,13 @@ def _windows(text: str) -> list[int]:
 def _guard(fn, *args, **kwargs):
     """Run ``fn``, turning the project's expected errors into one clear line and exit code 2."""
     from .data import DatasetError
+    from .parallel import ClusterStartError
     from .solvers import SolverInputError
     from .train import ConfigError, TrainingError
 
     try:
         return fn(*args, **kwargs)
-    except (ConfigError, DatasetError, SolverInputError, TrainingError, FileNotFoundError) as exc:
+    except (ConfigError, DatasetError, SolverInputError, TrainingError, FileNotFoundError, ClusterStartError) as exc:
         _fail(str(exc))
 
 

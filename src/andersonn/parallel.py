@@ -26,15 +26,25 @@ Example
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sqlite3
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResultCache", "map_cached"]
+__all__ = ["ResultCache", "map_cached", "ClusterStartError"]
+
+
+class ClusterStartError(RuntimeError):
+    """The local Dask cluster could not start; the message names the cause and the fix."""
+
+
+_SCRIPT_FIX = ('put the calls under `if __name__ == "__main__":` (Dask\'s worker processes import the main script '
+               'again, and would start clusters of their own), or pass scheduler="synchronous" to compute in this process')
 
 
 class ResultCache:
@@ -179,6 +189,10 @@ def map_cached(
         ``n_workers`` processes with one thread each and ``OMP_NUM_THREADS=1``;
         ``"tcp://host:port"``: submit to that existing Dask scheduler;
         ``"synchronous"``: run in this process, one item after another.
+        No cluster is started when every key is already cached. A local
+        cluster spawns processes that import the main script again: call
+        this from a script under ``if __name__ == "__main__":`` (otherwise a
+        :class:`ClusterStartError` says so).
     n_workers:
         Worker processes of the local cluster (default ``os.cpu_count()``).
     desc:
@@ -221,13 +235,24 @@ def _client(scheduler: str | None, n_workers: int | None):  # noqa: ANN202 - (Cl
 
     if scheduler is not None:
         return Client(scheduler), None
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A spawned worker re-running an unguarded script while it starts (what multiprocessing's own
+        # bootstrapping check looks at): say so here, printed by the worker, besides the parent's error below.
+        script = getattr(sys.modules.get("__mp_main__"), "__file__", None) or "the main script"
+        raise ClusterStartError(f"a Dask worker process importing {script} was asked to start a local cluster "
+                                f"of its own: {_SCRIPT_FIX}")
     # Workers inherit the environment at spawn: pin BLAS/OpenMP to 1 thread.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    cluster = LocalCluster(
-        n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=":0",
-        env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    )
+    try:
+        cluster = LocalCluster(
+            n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=":0",
+            env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        )
+    except Exception as exc:  # "Nanny failed to start", a timeout, no free port, ...
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ClusterStartError(f"could not start a local Dask cluster ({type(exc).__name__}: {first}); "
+                                f"from a script, {_SCRIPT_FIX}") from exc
     return Client(cluster), cluster
 
 
