@@ -173,7 +173,18 @@ def test_beta_mixing_and_absolute_lambda_converge():
         assert torch.allclose(r.z, z_star, atol=1e-5)
 
 
-def test_registry_plugs_in_a_new_solver_by_name():
+@pytest.fixture
+def clean_registry():
+    """Leave the solver registry as it was (tests below register names of their own)."""
+    from andersonn.solvers import registry
+
+    saved = dict(registry._REGISTRY)
+    yield registry._REGISTRY
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+
+
+def test_registry_plugs_in_a_new_solver_by_name(clean_registry):
     @register_solver("test-damped")
     class Damped(FixedPointMethod):
         def step(self, z, fz, g, k, reject):
@@ -183,6 +194,23 @@ def test_registry_plugs_in_a_new_solver_by_name():
     r = solve(lambda z: 0.5 * z + 1.0, torch.zeros(2, 2), method="test-damped", tol=1e-7, max_iter=200)
     assert r.success and r.method == "test-damped"
     assert torch.allclose(r.z, torch.full((2, 2), 2.0))
+
+
+def test_registering_a_taken_name_is_refused_unless_replace(clean_registry):
+    class Half(FixedPointMethod):
+        def step(self, z, fz, g, k, reject):
+            return z + 0.5 * g, None
+
+    builtin = clean_registry["anderson"]
+    with pytest.raises(SolverInputError, match=r"'anderson' is already registered.*replace=True"):
+        register_solver("anderson")(Half)
+    assert clean_registry["anderson"] is builtin and Half.name == ""  # nothing changed
+    register_solver("test-half")(Half)
+    with pytest.raises(SolverInputError, match="'test-half' is already registered"):
+        register_solver("test-half")(type("Other", (Half,), {}))
+    other = register_solver("test-half", replace=True)(type("Other", (Half,), {}))
+    assert andersonn.solvers.get_solver("test-half") is other
+    assert {"anderson", "forward"} <= set(andersonn.available_solvers())
 
 
 def test_rejected_row_does_not_reuse_its_zeroed_history_column():

@@ -16,23 +16,36 @@ _REGISTRY: dict[str, type[FixedPointMethod]] = {}
 M = TypeVar("M", bound=type[FixedPointMethod])
 
 
-def register_solver(name: str) -> Callable[[M], M]:
+def register_solver(name: str, *, replace: bool = False) -> Callable[[M], M]:
     """Class decorator that makes a :class:`FixedPointMethod` available to :func:`solve` by name.
+
+    A name that is already registered is refused (two plug-ins picking the same name would
+    otherwise silently shadow each other, built-ins included) unless ``replace=True``.
 
     Example:
         >>> import torch
         >>> from andersonn.solvers import FixedPointMethod, register_solver, solve
-        >>> @register_solver("halfstep")
+        >>> @register_solver("halfstep", replace=True)  # replace: re-running this example is fine
         ... class HalfStep(FixedPointMethod):
         ...     def step(self, z, fz, g, k, reject):
         ...         return z + 0.5 * g, torch.zeros_like(reject)
         >>> solve(lambda z: 0.5 * z + 1, torch.zeros(1, 2), method="halfstep", tol=1e-8).z
         tensor([[2.0000, 2.0000]])
+        >>> register_solver("anderson")(HalfStep)
+        Traceback (most recent call last):
+        ...
+        andersonn.solvers.base.SolverInputError: a solver named 'anderson' is already registered (...)
     """
 
     def deco(cls: M) -> M:
         if not isinstance(name, str) or not name:
             raise ValueError("a solver name must be a non-empty string")
+        old = _REGISTRY.get(name)
+        if old is not None and not replace:
+            raise SolverInputError(
+                f"a solver named {name!r} is already registered ({old.__module__}.{old.__qualname__}); "
+                f"pick another name, or pass replace=True to replace it with {cls.__qualname__}"
+            )
         cls.name = name
         _REGISTRY[name] = cls
         return cls
