@@ -158,6 +158,25 @@ def test_bad_options_are_rejected(kwargs, pattern):
         solve(lambda z: 0.5 * z, torch.zeros(2, 3), **kwargs)
 
 
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(method="anderson", name="lam"), dict(method="anderson", name="beta"),
+     dict(method="anderson", name="max_coeff"), dict(method="forward", name="damping"),
+     dict(name="tol"), dict(name="divergence_factor"), dict(name="compact_fraction")],
+)
+def test_nonfinite_float_options_are_refused_by_name(kwargs, value):
+    kwargs = dict(kwargs)
+    name = kwargs.pop("name")
+    with pytest.raises(SolverInputError, match=rf"{name} must be finite"):
+        solve(lambda z: 0.5 * z, torch.zeros(2, 3), **kwargs, **{name: value})
+
+
+def test_non_numeric_float_option_is_refused_by_name():
+    with pytest.raises(SolverInputError, match="lam must be a real number"):
+        solve(lambda z: 0.5 * z, torch.zeros(2, 3), lam="1e-4")
+
+
 def test_bad_z0_is_rejected():
     with pytest.raises(SolverInputError, match="NaN"):
         solve(lambda z: z, torch.tensor([[float("nan")]]))
