@@ -40,12 +40,37 @@ def test_linear_map_reaches_tolerance_and_solution(method):
     f, z_star = linear_problem()
     r = solve(f, torch.zeros_like(z_star), method=method, tol=1e-8, max_iter=1000)
     assert r.status == SolverStatus.SUCCESS, r.message
-    assert bool(r.converged.all()) and bool((r.rel_residual < 1e-8).all())
+    assert bool(r.converged.all()) and bool((r.residual < 1e-8).all())
+    assert r.residual_kind == "relative"
     assert torch.allclose(r.z, z_star, rtol=1e-6, atol=1e-6)
     # The reported residual is the residual of the returned iterate.
     fz = f(r.z)
     recomputed = (fz - r.z).norm(dim=1) / fz.norm(dim=1)
-    assert torch.allclose(recomputed, r.rel_residual, rtol=1e-6, atol=1e-14)
+    assert torch.allclose(recomputed, r.residual, rtol=1e-6, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["forward", "anderson"])
+def test_stop_mode_abs_stops_on_the_absolute_residual(method):
+    # z* = 1000: a relative residual of 1e-6 is an absolute one of ~1e-3, so the two modes differ.
+    f = lambda z: 0.5 * z + 500.0  # noqa: E731
+    z0 = torch.zeros(2, 3, dtype=torch.float64)
+    rel = solve(f, z0, method=method, tol=1e-6, max_iter=500)
+    ab = solve(f, z0, method=method, tol=1e-6, max_iter=500, stop_mode="abs")
+    assert rel.success and ab.success, (rel.message, ab.message)
+    assert ab.residual_kind == "absolute" and rel.residual_kind == "relative"
+    recomputed = (f(ab.z) - ab.z).norm(dim=1)
+    assert torch.allclose(recomputed, ab.residual, rtol=1e-6, atol=1e-14)
+    assert bool((ab.residual < 1e-6).all())
+    assert bool(((f(rel.z) - rel.z).norm(dim=1) > 1e-6).any())  # rel stopped before abs would
+    assert ab.iterations > rel.iterations
+    assert torch.allclose(ab.trace[-1], ab.residual)  # the trace is in the same (absolute) units
+
+
+def test_rel_residual_is_a_deprecated_alias_of_residual():
+    r = solve(lambda z: 0.5 * z + 1.0, torch.zeros(2, 3), tol=1e-6, stop_mode="abs")
+    with pytest.warns(DeprecationWarning, match="residual"):
+        alias = r.rel_residual
+    assert alias is r.residual
 
 
 def test_anderson_needs_far_fewer_evaluations_than_forward():

@@ -474,7 +474,7 @@ def _run(
         z=out_z.view(shape),
         nfe=out_nfe,
         converged=out_status == int(SolverStatus.SUCCESS),
-        rel_residual=out_res,
+        residual=out_res,
         trace=trace[:iterations],
         sample_status=out_status,
         iterations=iterations,
@@ -482,4 +482,5 @@ def _run(
         restarts=out_restarts,
         method=method.name,
         options=dataclasses.asdict(method.options) | dataclasses.asdict(stop),
+        residual_kind="relative" if rel else "absolute",
     )

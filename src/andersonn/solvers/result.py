@@ -6,6 +6,7 @@ plots residuals or logs compute never needs to know which solver ran.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -38,8 +39,9 @@ class SolverResult:
         z: the best iterate of every sample (lowest residual seen), shape of ``z0``.
         nfe: evaluations of f spent on each sample, ``LongTensor (B,)``.
         converged: ``BoolTensor (B,)``, residual below ``tol``.
-        rel_residual: final residual of each returned iterate, ``(B,)``:
-            ``||f(z) - z|| / ||f(z)||`` (or the absolute norm with ``stop_mode="abs"``).
+        residual: final residual of each returned iterate, ``(B,)``, in the solve's
+            ``stop_mode``: ``||f(z) - z|| / ||f(z)||`` for ``"rel"``, ``||f(z) - z||`` for
+            ``"abs"`` (``residual_kind`` says which). ``rel_residual`` is a deprecated alias.
         trace: residual at every iteration, ``(iterations, B)``; NaN once a
             sample has stopped (it no longer costs evaluations).
         sample_status: :class:`SolverStatus` code of each sample, ``LongTensor (B,)``.
@@ -50,6 +52,7 @@ class SolverResult:
         restarts: history restarts per sample (safeguards that fired).
         method: the solver's registry name.
         options: the solver options in force.
+        residual_kind: ``"relative"`` or ``"absolute"``: what ``residual`` and ``trace`` hold.
 
     Example:
         >>> import torch, andersonn
@@ -62,7 +65,7 @@ class SolverResult:
     z: torch.Tensor
     nfe: torch.Tensor
     converged: torch.Tensor
-    rel_residual: torch.Tensor
+    residual: torch.Tensor
     trace: torch.Tensor
     sample_status: torch.Tensor
     iterations: int
@@ -70,6 +73,19 @@ class SolverResult:
     restarts: torch.Tensor
     method: str
     options: dict = field(default_factory=dict)
+    residual_kind: str = "relative"
+
+    @property
+    def rel_residual(self) -> torch.Tensor:
+        """Deprecated alias of :attr:`residual` (which is absolute with ``stop_mode="abs"``,
+        so the old name was misleading); kept so existing code keeps working."""
+        warnings.warn(
+            "SolverResult.rel_residual is deprecated: use .residual (absolute or relative, "
+            "see .residual_kind)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.residual
 
     @property
     def status(self) -> SolverStatus:
@@ -96,7 +112,7 @@ class SolverResult:
         text = (
             f"{self.method}: {counts[SolverStatus.SUCCESS]}/{b} samples converged in "
             f"{self.iterations} iterations (mean NFE {self.mean_nfe:.1f}, "
-            f"max residual {float(self.rel_residual.max()) if b else 0.0:.2e})"
+            f"max residual {float(self.residual.max()) if b else 0.0:.2e})"
         )
         causes = {
             SolverStatus.MAX_ITER: "hit max_iter",
