@@ -135,6 +135,79 @@ def test_nonfinite_evaluation_restarts_from_best_iterate():
     assert torch.isfinite(r.z).all() and torch.allclose(r.z, z_star, atol=1e-6)
 
 
+def nan_on_calls(f, calls, row):
+    """f, except that its evaluations numbered in ``calls`` return NaN in row ``row``."""
+    n = {"n": 0}
+
+    def flaky(z):
+        n["n"] += 1
+        out = f(z)
+        if n["n"] in calls:
+            out = out.clone()
+            out[row] = float("nan")
+        return out
+
+    return flaky
+
+
+ANDERSON_CAUSES = ("singular_system", "nonfinite_coefficients", "large_coefficients")
+
+
+def assert_causes_add_up(r):
+    total = sum(r.restarts_by_cause.values())
+    assert torch.equal(total, r.restarts), (r.restarts_by_cause, r.restarts)
+    assert set(r.restart_counts) == set(r.restarts_by_cause)
+
+
+def test_restarts_are_counted_by_cause_nonfinite_evaluation():
+    f, z_star = linear_problem(batch=2)
+    r = solve(nan_on_calls(f, {4, 9}, row=0), torch.zeros_like(z_star), tol=1e-8, max_iter=500)
+    assert r.success, r.message
+    assert set(ANDERSON_CAUSES) | {"nonfinite_evaluation", "other"} == set(r.restarts_by_cause)
+    assert r.restarts_by_cause["nonfinite_evaluation"].tolist() == [2, 0]
+    assert r.restart_counts["nonfinite_evaluation"] == 2
+    assert_causes_add_up(r)
+
+
+def test_restarts_are_counted_by_cause_large_coefficients():
+    # sum |alpha| <= 1 only for convex combinations: max_coeff just above 1 refuses extrapolation.
+    f, z_star = linear_problem(batch=2, rho=0.9)
+    r = solve(f, torch.zeros_like(z_star), tol=1e-8, max_iter=2000, max_coeff=1.01)
+    assert r.success, r.message
+    assert r.restart_counts["large_coefficients"] > 0
+    assert r.restart_counts["nonfinite_evaluation"] == 0 and r.restart_counts["other"] == 0
+    assert_causes_add_up(r)
+
+
+def test_restarts_are_counted_by_cause_singular_system_and_plain_methods():
+    r = solve(torch.cos, torch.zeros(3, 1, dtype=torch.float64), method="anderson", m=5, lam=0.0,
+              lam_mode="absolute", tol=1e-12, max_iter=200)
+    assert r.success, r.message
+    assert r.restart_counts["singular_system"] + r.restart_counts["nonfinite_coefficients"] > 0
+    assert_causes_add_up(r)
+    fwd = solve(lambda z: 0.5 * z + 1.0, torch.zeros(2, 3), method="forward", tol=1e-6)
+    assert set(fwd.restarts_by_cause) == {"other", "nonfinite_evaluation"}
+    assert fwd.restart_counts == {"other": 0, "nonfinite_evaluation": 0}
+
+
+@pytest.mark.parametrize("max_restarts", [0, 2, 5])
+def test_max_restarts_bounds_the_nonfinite_evaluations_tolerated(max_restarts):
+    # Row 0 of evaluations 3, 5, 7 (three non-finite evaluations) is NaN.
+    f, z_star = linear_problem(batch=2)
+    r = solve(nan_on_calls(f, {3, 5, 7}, row=0), torch.zeros_like(z_star), tol=1e-8, max_iter=500,
+              max_restarts=max_restarts)
+    assert int(r.sample_status[1]) == SolverStatus.SUCCESS
+    if max_restarts >= 3:
+        assert int(r.sample_status[0]) == SolverStatus.SUCCESS, r.message
+        assert int(r.restarts_by_cause["nonfinite_evaluation"][0]) == 3
+    else:  # the (max_restarts + 1)-th non-finite evaluation stops it
+        assert int(r.sample_status[0]) == SolverStatus.NONFINITE, r.message
+        assert int(r.restarts_by_cause["nonfinite_evaluation"][0]) == max_restarts + 1
+        assert int(r.nfe[0]) == 3 + 2 * max_restarts
+    assert torch.isfinite(r.z).all()
+    assert_causes_add_up(r)
+
+
 def test_singular_bordered_system_falls_back_and_still_converges():
     # One unknown per sample and lam=0: G^T G has rank 1, the bordered system becomes singular.
     r = solve(torch.cos, torch.zeros(3, 1, dtype=torch.float64), method="anderson", m=5, lam=0.0,
@@ -257,6 +330,25 @@ def test_registering_a_taken_name_is_refused_unless_replace(clean_registry):
     assert {"anderson", "forward"} <= set(andersonn.available_solvers())
 
 
+def test_a_method_bool_safeguard_counts_as_other_and_codes_as_its_causes(clean_registry):
+    @register_solver("test-flagging")
+    class Flagging(FixedPointMethod):
+        restart_causes = ("tired",)
+
+        def step(self, z, fz, g, k, reject):
+            if k == 2:
+                return fz, torch.ones_like(reject)  # a bool mask: cause unnamed
+            if k == 3:
+                return fz, torch.tensor([0, 1], device=z.device)[: z.shape[0]]  # code 1: "tired"
+            return fz, None
+
+    r = solve(lambda z: 0.5 * z + 1.0, torch.zeros(2, 3), method="test-flagging", tol=1e-7, max_iter=200)
+    assert r.success
+    assert r.restarts_by_cause["other"].tolist() == [1, 1]
+    assert r.restarts_by_cause["tired"].tolist() == [0, 1]
+    assert r.restarts.tolist() == [1, 2]
+
+
 def test_rejected_row_does_not_reuse_its_zeroed_history_column():
     # A non-finite evaluation zeroes that sample's newest history column; the sample restarts
     # from its best iterate and must not extrapolate with the zero column (which pulls it to z = 0,
@@ -291,3 +383,5 @@ def test_cpu_fast_paths_match_the_general_masked_path(monkeypatch, kwargs):
     assert torch.allclose(fast.z, general.z, rtol=1e-10, atol=1e-12)
     assert torch.allclose(fast.trace, general.trace, rtol=1e-6, atol=1e-12, equal_nan=True)
     assert torch.equal(fast.sample_status, general.sample_status)
+    for cause, n in fast.restarts_by_cause.items():
+        assert torch.equal(n, general.restarts_by_cause[cause]), cause

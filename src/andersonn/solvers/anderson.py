@@ -84,6 +84,8 @@ class Anderson(FixedPointMethod):
 
     Options = AndersonOptions
     can_restart = True
+    # Why a sample's history restarts (codes 1, 2, 3 of step()'s second value).
+    restart_causes = ("singular_system", "nonfinite_coefficients", "large_coefficients")
     # On the CPU, while every sample's window holds the same columns, skip the per-sample masks
     # (a host read is free there); False forces the masked path (tests compare the two).
     uniform_fast_path: ClassVar[bool] = True
@@ -217,7 +219,7 @@ class Anderson(FixedPointMethod):
         full = alpha.new_zeros(b, self.m)
         full[:, :s] = alpha
         self._enter_masked(s)
-        return self._fallback(full, ok, j, reject)
+        return self._fallback(full, ok, info, j, reject)
 
     def _enter_masked(self, s: int) -> None:
         """Switch to per-sample masks, starting from the uniform window of columns 0..s-1."""
@@ -246,15 +248,18 @@ class Anderson(FixedPointMethod):
             row = row.masked_fill(rej, 0.0)  # the Gram row of a zero column
         self._write_column(j, row)
         self.valid[:, j] = True
-        alpha, ok = self._coefficients()
-        return self._fallback(alpha, ok, j, reject)
+        alpha, ok, info = self._coefficients()
+        return self._fallback(alpha, ok, info, j, reject)
 
-    def _fallback(self, alpha: torch.Tensor, ok: torch.Tensor, j: int, reject: torch.Tensor):
+    def _fallback(self, alpha: torch.Tensor, ok: torch.Tensor, info: torch.Tensor, j: int, reject: torch.Tensor):
         """Samples whose system failed restart at the newest column and take a plain step;
         rejected samples (the loop restarts them from their best iterate) forget their whole
-        window, the zeroed newest column included."""
+        window, the zeroed newest column included. Returns the step and each sample's restart
+        cause code (0: none; else 1 + its index in ``restart_causes``), computed on the device."""
         b = alpha.shape[0]
         fired = ~ok & ~reject
+        cause = torch.where(info != 0, 1, torch.where(torch.isfinite(alpha).all(1), 3, 2))
+        cause = cause.masked_fill(~fired, 0)
         onehot = torch.zeros(b, self.m, dtype=torch.bool, device=alpha.device)
         onehot[:, j] = True
         valid = torch.where(fired[:, None], onehot, self.valid)
@@ -262,9 +267,9 @@ class Anderson(FixedPointMethod):
         alpha = torch.where(ok[:, None], torch.nan_to_num(alpha), onehot.to(alpha.dtype))
         if self.uniform_fast_path and alpha.device.type == "cpu" and bool(self.valid.all()):
             self.valid = None  # every window is whole again
-        return self._mix(alpha, self.m), fired
+        return self._mix(alpha, self.m), cause
 
-    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _coefficients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Solve the masked bordered systems of the whole batch in float64, without a host sync."""
         o = self.options
         b, m = self.valid.shape
@@ -283,7 +288,7 @@ class Anderson(FixedPointMethod):
         sol, info = torch.linalg.solve_ex(A, self.rhs[m])
         alpha = sol[:, 1:]
         ok = (info == 0) & torch.isfinite(alpha).all(1) & (alpha.abs().sum(1) <= o.max_coeff)
-        return alpha, ok
+        return alpha, ok, info
 
     def keep(self, rows: torch.Tensor, runs=None) -> None:
         # The history is ours: compact it in place (block copies on the CPU, no new 2m-state buffers).

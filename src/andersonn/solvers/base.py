@@ -199,6 +199,8 @@ class FixedPointMethod:
     name: ClassVar[str] = ""
     Options: ClassVar[type[SolverOptions]] = SolverOptions
     can_restart: ClassVar[bool] = False
+    # Names of the method's own restart causes: step() may report cause i as code i + 1.
+    restart_causes: ClassVar[tuple[str, ...]] = ()
     # Set by the loop before start(): buffers a method may reuse across solves (or None).
     workspace: "Workspace | None" = None
 
@@ -226,7 +228,11 @@ class FixedPointMethod:
     def step(
         self, z: torch.Tensor, fz: torch.Tensor, g: torch.Tensor, k: int, reject: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next iterate and a bool (B,) mask of samples whose safeguard fired (or None: none fired).
+        """Next iterate and which samples' safeguard fired (restarted their history).
+
+        The second value is None (none fired), a bool (B,) mask (counted under the cause
+        ``"other"``), or an integer (B,) tensor of cause codes: 0 for none, ``i + 1`` for
+        ``restart_causes[i]`` (counted per cause in :attr:`SolverResult.restarts_by_cause`).
 
         ``g`` is the residual from :meth:`residual`; rows in ``reject`` hold
         non-finite values and must not enter the history (the loop replaces
@@ -317,7 +323,14 @@ def _run(
     out_res = torch.full((batch,), math.inf, device=device, dtype=z.dtype)
     out_nfe = torch.zeros(batch, dtype=torch.long, device=device)
     out_status = torch.full((batch,), int(SolverStatus.MAX_ITER), dtype=torch.long, device=device)
-    out_restarts = torch.zeros(batch, dtype=torch.long, device=device)
+    # Restarts per sample and cause, on the device (no host read per iteration). Columns:
+    # 0 = none (step()'s code 0 lands there), 1..C = the method's restart_causes (code i),
+    # C + 1 = "other" (a bool mask from step()), C + 2 = non-finite evaluation of f.
+    cause_names = tuple(method.restart_causes) + ("other", "nonfinite_evaluation")
+    n_method_causes = len(method.restart_causes)
+    col_other, col_nonfinite = n_method_causes + 1, n_method_causes + 2
+    out_causes = torch.zeros(batch, n_method_causes + 3, dtype=torch.long, device=device)
+    ones = torch.ones(batch, 1, dtype=torch.long, device=device)
     trace = torch.full(
         (stop.max_iter, batch) if store_trace else (0, batch), math.nan, device=device, dtype=z.dtype
     )
@@ -325,7 +338,7 @@ def _run(
     best_z = z  # never written in place, only replaced
     best_res = torch.full((batch,), math.inf, device=device, dtype=z.dtype)
     div_limit: torch.Tensor | None = None  # per sample: divergence_factor x the first residual
-    restarts = torch.zeros(batch, dtype=torch.long, device=device)  # every safeguard event
+    causes = torch.zeros_like(out_causes)  # every safeguard event, by cause (columns as out_causes)
     failures = torch.zeros(batch, dtype=torch.long, device=device)  # non-finite evaluations
     exhausted = torch.zeros(batch, dtype=torch.bool, device=device)
     diverged = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -360,13 +373,13 @@ def _run(
         return out.index_select(0, rows) if masked else out
 
     def retire(done: torch.Tensor, k: int) -> torch.Tensor:
-        nonlocal active_args, z, fz, g, best_z, best_res, div_limit, restarts, failures, exhausted, diverged, rows, all_active
+        nonlocal active_args, z, fz, g, best_z, best_res, div_limit, causes, failures, exhausted, diverged, rows, all_active
         idx = done.nonzero().squeeze(1)
         orig = rows.index_select(0, idx)
         out_z.index_copy_(0, orig, best_z.index_select(0, idx))
         out_res.index_copy_(0, orig, best_res.index_select(0, idx))
         out_nfe.index_fill_(0, orig, k + 1)
-        out_restarts.index_copy_(0, orig, restarts.index_select(0, idx))
+        out_causes.index_copy_(0, orig, causes.index_select(0, idx))
         code = torch.where(
             best_res.index_select(0, idx) < stop.tol,
             int(SolverStatus.SUCCESS),
@@ -388,7 +401,7 @@ def _run(
         best_res = best_res.index_select(0, keep)
         if args_at_retirement:
             active_args = tuple(take_rows(a, keep, runs) for a in active_args)
-        restarts = restarts.index_select(0, keep)
+        causes = causes.index_select(0, keep)
         if div_limit is not None:
             div_limit = div_limit.index_select(0, keep)
         failures = failures.index_select(0, keep)
@@ -432,7 +445,7 @@ def _run(
                 exhausted = bad.clone()  # f(z0) non-finite: nothing to restart from
             else:
                 failures = failures + bad.long()
-                restarts = restarts + bad.long()
+                causes[:, col_nonfinite] += bad.long()
                 exhausted = exhausted | (failures > restart_budget)
             improved = (~bad) & (res < best_res)
             best_res = torch.where(improved, res, best_res)
@@ -467,7 +480,8 @@ def _run(
         reject = bad if bad is not None else no_reject[: z.shape[0]]
         z_next, fired = method.step(z, fz, g, k, reject)
         if fired is not None:
-            restarts = restarts + fired.long()
+            code = fired.long() * col_other if fired.dtype == torch.bool else fired.long()
+            causes.scatter_add_(1, code[:, None], ones[: code.shape[0]])
         z = torch.where(bad[:, None], best_z, z_next) if bad is not None and maybe_any(bad) else z_next
 
     return SolverResult(
@@ -479,8 +493,9 @@ def _run(
         sample_status=out_status,
         iterations=iterations,
         sample_evals=sample_evals,
-        restarts=out_restarts,
+        restarts=out_causes[:, 1:].sum(1),
         method=method.name,
         options=dataclasses.asdict(method.options) | dataclasses.asdict(stop),
         residual_kind="relative" if rel else "absolute",
+        restarts_by_cause={name: out_causes[:, 1 + i] for i, name in enumerate(cause_names)},
     )

@@ -49,7 +49,14 @@ class SolverResult:
         sample_evals: total sample-evaluations of f actually computed; with
             per-sample stopping and batch ``args`` this is below ``iterations * B``
             (a closure over the whole batch computes every row, done or not).
-        restarts: history restarts per sample (safeguards that fired).
+        restarts: history restarts per sample (safeguards that fired), all causes together.
+        restarts_by_cause: the same, per cause: ``{cause: LongTensor (B,)}`` summing to
+            ``restarts``. Every solve has ``"nonfinite_evaluation"`` (f returned NaN/Inf;
+            the sample restarts from its best iterate) and ``"other"`` (a method's safeguard
+            that names no cause); Anderson adds ``"singular_system"`` (the bordered
+            least-squares system could not be solved), ``"nonfinite_coefficients"`` and
+            ``"large_coefficients"`` (sum |alpha_i| above ``max_coeff``). See
+            :attr:`restart_counts` for batch totals.
         method: the solver's registry name.
         options: the solver options in force.
         residual_kind: ``"relative"`` or ``"absolute"``: what ``residual`` and ``trace`` hold.
@@ -74,6 +81,12 @@ class SolverResult:
     method: str
     options: dict = field(default_factory=dict)
     residual_kind: str = "relative"
+    restarts_by_cause: dict = field(default_factory=dict)
+
+    @property
+    def restart_counts(self) -> dict[str, int]:
+        """Restarts of the whole batch per cause, as Python ints (one host read per cause)."""
+        return {cause: int(n.sum()) for cause, n in self.restarts_by_cause.items()}
 
     @property
     def rel_residual(self) -> torch.Tensor:
