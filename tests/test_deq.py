@@ -138,3 +138,29 @@ def test_jacobian_estimate_is_the_frobenius_norm_per_element():
     with torch.no_grad():
         deq(torch.randn(2, 10))
     assert deq.last_jacobian is None                # no estimate outside training
+
+
+def _small_deq(**kw):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(6, 6, dtype=torch.float64)
+    return DEQ(lambda z, x: torch.tanh(0.5 * lin(z) + x), **kw)
+
+
+def test_z0_near_the_fixed_point_converges_in_fewer_iterations():
+    deq = _small_deq(solver="anderson", m=3, tol=1e-8, max_iter=100)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    with torch.no_grad():
+        z_star = deq(x)
+        cold = deq.last_forward
+        warm_z = deq(x, z_star + 1e-6 * torch.randn_like(z_star))
+        warm = deq.last_forward
+    assert cold.success and warm.success
+    assert warm.mean_nfe < cold.mean_nfe, (warm.mean_nfe, cold.mean_nfe)
+    assert torch.allclose(warm_z, z_star, atol=1e-6)
+
+
+def test_z0_of_the_wrong_batch_size_is_refused():
+    deq = _small_deq()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    with pytest.raises(SolverInputError, match="z0 batch 3 differs from x batch 4"):
+        deq(x, torch.zeros(3, 6, dtype=torch.float64))

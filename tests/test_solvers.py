@@ -275,6 +275,60 @@ def test_non_numeric_float_option_is_refused_by_name():
         solve(lambda z: 0.5 * z, torch.zeros(2, 3), lam="1e-4")
 
 
+def test_the_returned_iterate_is_the_best_seen_not_the_last():
+    # Forward iteration on a map whose residual at the k-th evaluation is steps[k] (abs mode):
+    # it falls to 0.1 at the third evaluation and rises after it, within max_iter.
+    steps = [1.0, 0.5, 0.1, 0.3, 0.8, 2.0]
+    e = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    calls = {"n": 0}
+
+    def f(z):
+        k = calls["n"]
+        calls["n"] += 1
+        return z + steps[k] * e.expand_as(z)
+
+    z0 = torch.zeros(2, 3, dtype=torch.float64)
+    r = solve(f, z0, method="forward", tol=1e-12, max_iter=len(steps), stop_mode="abs", divergence_factor=None)
+    assert r.status == SolverStatus.MAX_ITER and r.iterations == len(steps)
+    best = 2  # the iterate evaluated third: z0 + (1.0 + 0.5) e, residual 0.1
+    assert torch.allclose(r.z, z0 + sum(steps[:best]) * e)
+    assert torch.allclose(r.residual, torch.full((2,), steps[best], dtype=torch.float64))
+    last = z0 + sum(steps[:-1]) * e
+    assert not torch.allclose(r.z, last)
+    assert torch.allclose(r.residual, r.trace.min(0).values)
+
+
+def test_anderson_returns_the_lowest_residual_iterate_of_a_map_without_fixed_point():
+    f = lambda z: z * z + 1.0  # noqa: E731  (no real fixed point: the residual cannot reach 0)
+    r = solve(f, torch.zeros(3, 2, dtype=torch.float64), method="anderson", tol=1e-8, max_iter=12,
+              divergence_factor=None)
+    assert not r.success
+    assert torch.allclose(r.residual, r.trace.min(0).values)  # min over the trace, not its last row
+    fz = f(r.z)
+    assert torch.allclose((fz - r.z).norm(dim=1) / fz.norm(dim=1), r.residual, rtol=1e-6)
+
+
+def test_forward_damping_mixes_the_iterate_with_its_image():
+    # f(z) = 2 - z has z* = 1; plain iteration from 0 oscillates 0, 2, 0, ... forever,
+    # damping 0.5 lands on z* in one step: z1 = 0.5 * 0 + 0.5 * 2.
+    f = lambda z: 2.0 - z  # noqa: E731
+    z0 = torch.zeros(2, 3, dtype=torch.float64)
+    plain = solve(f, z0, method="forward", tol=1e-10, max_iter=20)
+    assert plain.status == SolverStatus.MAX_ITER
+    damped = solve(f, z0, method="forward", tol=1e-10, max_iter=20, damping=0.5)
+    assert damped.success and damped.iterations == 2
+    assert torch.allclose(damped.z, torch.ones_like(z0))
+    # A contractive map: one damped step is exactly (1 - d) z0 + d f(z0).
+    g = lambda z: 0.5 * z + 1.0  # noqa: E731
+    one = solve(g, torch.full((1, 2), 4.0, dtype=torch.float64), method="forward", damping=0.25,
+                max_iter=2, tol=1e-12, divergence_factor=None)
+    # iterates: 4 (residual 1), then 0.75 * 4 + 0.25 * 3 = 3.75 (residual 0.875): the best is the last
+    assert torch.allclose(one.z, torch.full((1, 2), 3.75, dtype=torch.float64))
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(SolverInputError, match="damping"):
+            solve(g, torch.zeros(1, 2), method="forward", damping=bad)
+
+
 def test_bad_z0_is_rejected():
     with pytest.raises(SolverInputError, match="NaN"):
         solve(lambda z: z, torch.tensor([[float("nan")]]))
