@@ -208,7 +208,7 @@ class DEQ(nn.Module):
         for tag, r in (("forward", self.last_forward), ("backward", self.last_backward)):
             if r is not None:
                 out[f"{tag}_nfe"] = r.mean_nfe
-                out[f"{tag}_residual"] = float(r.rel_residual.max())
+                out[f"{tag}_residual"] = float(r.residual.max())
                 out[f"{tag}_converged"] = float(r.converged.float().mean())
         if self.last_jacobian is not None:
             out["jacobian_fro2"] = float(self.last_jacobian.detach())

@@ -49,7 +49,7 @@ def residual_study(
             rows.append({
                 "solver": label, "method": method, "m": opts.get("m"),
                 "trace": [float(v) for v in full.mean_trace()],
-                "final_residual": float(full.rel_residual.mean()),
+                "final_residual": float(full.residual.mean()),
                 "nfe_to_tol": nfe, "time_to_tol_s": min(times), "reached_tol": ok,
             })
     return rows
