@@ -21,7 +21,7 @@ from andersonn.materials import cache as cache_mod  # noqa: E402
 from andersonn.materials import pores as pores_mod  # noqa: E402
 from andersonn.materials import porespace  # noqa: E402
 from andersonn.materials.cache import IMAGE_VERSION, build_image_cache, cache_key, load_image  # noqa: E402
-from andersonn.materials.channels import CHANNELS, GRAPH_CHANNELS, PORE_CHANNELS, select_channels  # noqa: E402
+from andersonn.materials.channels import CHANNELS, GRAPH_CHANNELS, PORE_CHANNELS, PORE_SIZE_CHANNELS, select_channels  # noqa: E402
 from andersonn.materials.cif import read_structure  # noqa: E402
 from andersonn.materials.examples import example_cif_path  # noqa: E402
 from andersonn.materials.graph import structure_to_graph  # noqa: E402
@@ -50,30 +50,34 @@ def _write_cif(structure: Structure, path) -> str:
 
 
 # --------------------------------------------------------------------------
-# 1. the 13-channel image and the cache
+# 1. the 16-channel image and the cache
 
 
 @pytest.mark.parametrize("which", ["chain", "framework"])
-def test_task_image_is_graph_then_porespace_channels(which):
+def test_task_image_is_graph_then_porespace_then_poresize_channels(which):
     s = read_structure(example_cif_path("chain")) if which == "chain" else _framework()
     img = structure_image(s, 8)
-    assert img.shape == (13, 8, 8) and img.dtype == np.float32
-    assert CHANNELS == GRAPH_CHANNELS + PORE_CHANNELS and porespace.CHANNELS == PORE_CHANNELS
+    assert img.shape == (16, 8, 8) and img.dtype == np.float32
+    assert CHANNELS == GRAPH_CHANNELS + PORE_CHANNELS + PORE_SIZE_CHANNELS and porespace.CHANNELS == PORE_CHANNELS
     assert np.array_equal(img[:9], graph_to_image(structure_to_graph(s), 8))
-    assert np.array_equal(img[9:], porespace.porespace_channels(s, 8))
+    assert np.array_equal(img[9:13], porespace.porespace_channels(s, 8))
+    ours = porespace.pore_diameters(s)
+    for k, name in enumerate(("pld", "lcd", "lfpd")):   # constant planes of our own estimates / 20 A
+        assert np.allclose(img[13 + k], min(ours[name] / 20.0, 1.0))
     assert img[CHANNELS.index("accessible_fraction"), 0, 0] > 0.3  # an open structure
     grid = porespace.distance_grid(s)
     assert np.array_equal(structure_image(s, 8, grid=grid), img)
 
 
-def test_cache_stores_13_channels_and_our_pore_numbers(tmp_path):
+def test_cache_stores_13_channels_and_our_pore_numbers_and_loads_16(tmp_path):
     s = _framework()
     cifs = {"fw": _write_cif(s, tmp_path / "fw.cif"), "chain": example_cif_path("chain")}
     recs = build_image_cache(cifs, tmp_path / "cache", 8, scheduler="synchronous")
     for ref, path in cifs.items():
         st = read_structure(path)
         img = load_image(tmp_path / "cache", recs[ref])
-        assert img.shape == (len(CHANNELS), 8, 8)
+        assert np.load(tmp_path / "cache" / recs[ref]["npy"]).shape == (13, 8, 8)
+        assert img.shape == (len(CHANNELS), 8, 8) == (16, 8, 8)
         assert np.array_equal(img, structure_image(st, 8))
         ours = porespace.pore_diameters(st)
         rec = recs[ref]["porespace"]
@@ -146,7 +150,7 @@ def test_full_mode_natural_balance_stratified_disjoint(fake_coremof):
     assert all(set(parts[a]).isdisjoint(parts[b]) for a, b in (("train", "val"), ("train", "test"), ("val", "test")))
     assert sorted(sum(parts.values(), [])) == sorted(set(table) - set(m["skipped"]))
     for p, refs in parts.items():
-        assert d[f"x_{p}"].shape == (len(refs), 13, 8, 8)
+        assert d[f"x_{p}"].shape == (len(refs), 16, 8, 8)
         assert d[f"y_{p}"].tolist() == [pore_class(table[r]["PLD"]) for r in refs]  # labels: the table's PLD
     assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (28, 4, 4)
     # natural balance: the used structures hold 17 / 9 / 6 / 4; every part keeps the proportions
@@ -184,7 +188,8 @@ def test_balanced_mode_unchanged_has_no_validation(fake_coremof):
 
 
 def test_select_channels_names_groups_and_errors():
-    assert select_channels("graph") == list(range(9)) and select_channels(None) == list(range(13))
+    assert select_channels("graph") == list(range(9)) and select_channels(None) == list(range(16))
+    assert select_channels("poresize") == [13, 14, 15]
     assert select_channels(["void_fraction", "metal"]) == [10, 2]
     with pytest.raises(ValueError, match="unknown channel.*'pld'.*accessible_fraction"):
         select_channels("metal,pld")
@@ -199,7 +204,7 @@ def test_loader_channel_selection(fake_coremof):
     with pytest.raises(DatasetError, match="modes are balanced, full"):
         load_dataset("alms-pores", root, mode="everything")
     full = load_dataset("alms-pores", root, image_size=8, mode="full", scheduler="synchronous")
-    assert full.x_train.shape[1] == 13 and full.x_val is not None and full.meta["channels"] == list(CHANNELS)
+    assert full.x_train.shape[1] == 16 and full.x_val is not None and full.meta["channels"] == list(CHANNELS)
     graph = load_dataset("alms-pores", root, image_size=8, mode="full", channels="graph", scheduler="synchronous")
     assert graph.meta["channels"] == list(GRAPH_CHANNELS)
     for split in ("x_train", "x_val", "x_test"):
@@ -224,7 +229,7 @@ def test_screen_cifs_channels():
 
     screen_cifs([example_cif_path("NaCl")], predict, image_size=8)
     screen_cifs([example_cif_path("NaCl")], predict, image_size=8, channels="graph")
-    assert seen == [13, 9]
+    assert seen == [16, 9]
 
 
 # --------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def _to_dataset(name: str, data: dict[str, Any]) -> ImageDataset:
     )
 
 
-@register_dataset("alms-pores", "CoRE MOF 2019 frameworks as 13-channel images (periodic node-neighbour graph + pore profile), 4 classes by pore-limiting diameter; mode=full: all 12,020, natural balance, train/val/test 80/10/10")
+@register_dataset("alms-pores", "CoRE MOF 2019 frameworks as 16-channel images (periodic node-neighbour graph + pore profile + our pore-size estimates), 4 classes by pore-limiting diameter; mode=full: all 12,020, natural balance, train/val/test 80/10/10")
 def load_alms_pores(data_dir: Path | None = None, image_size: int = 32, max_structures: int | None = None,
                     seed: int = 0, scheduler: str | None = None, mode: str = "balanced",
                     channels: str | None = None) -> ImageDataset:
@@ -41,7 +41,8 @@ def load_alms_pores(data_dir: Path | None = None, image_size: int = 32, max_stru
     structure of CoRE MOF 2019 ASR with its natural balance, train/val/test 80/10/10 stratified by class
     (``max_structures=n``: a proportional draw of ``n``). ``channels``: a comma-separated subset of
     :data:`andersonn.materials.channels.CHANNELS`, or the groups ``graph`` (the 9 graph channels) and
-    ``porespace`` (the 4 pore-profile channels), for ablations; the default keeps all 13. The first call
+    ``porespace`` (the 4 pore-profile channels) and ``poresize`` (our PLD/LCD/LFPD estimates as 3 constant planes), for
+    ablations; the default keeps all 16. The first call
     builds the image cache in parallel (about 0.8 s a structure per worker); later calls load it.
     """
     try:

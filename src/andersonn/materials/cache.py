@@ -3,11 +3,13 @@
 Layout of a cache directory::
 
     records.sqlite                 ResultCache: key -> JSON record (metadata or error)
-    images/s<SIZE>v<VERSION>/<refcode>.npy   the image, float32 (13, SIZE, SIZE)
+    images/s<SIZE>v<VERSION>/<refcode>.npy   the first 13 channels, float32 (13, SIZE, SIZE)
 
 The image is :func:`andersonn.materials.image.structure_image`: the 9 graph
-channels, then the 4 pore-profile channels (names:
-:data:`andersonn.materials.channels.CHANNELS`).  A record also keeps our own
+channels, the 4 pore-profile channels, and 3 constant pore-size planes (names:
+:data:`andersonn.materials.channels.CHANNELS`); the file holds the first 13
+(:data:`~andersonn.materials.channels.CACHED_CHANNELS`), and
+:func:`load_image` adds the planes from the record's ``porespace`` sizes.  A record also keeps our own
 pore sizes from :func:`andersonn.materials.porespace.pore_diameters`, computed
 on the same distance grid, under ``"porespace"``: ``pld``, ``lcd``, ``lfpd``
 (A), ``dimensionality`` (0-3) and ``along`` (a, b, c).  They are estimates
@@ -26,7 +28,7 @@ default, ``scheduler="synchronous"`` in-process, or a scheduler address).
 >>> d = tempfile.mkdtemp()
 >>> recs = build_image_cache({"NaCl": example_cif_path("NaCl")}, d, 8, scheduler="synchronous")
 >>> recs["NaCl"]["formula"], load_image(d, recs["NaCl"]).shape
-('NaCl', (13, 8, 8))
+('NaCl', (16, 8, 8))
 >>> sorted(recs["NaCl"]["porespace"])
 ['along', 'dimensionality', 'lcd', 'lfpd', 'pld', 'spacing']
 """
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from andersonn.materials.channels import CACHED_CHANNELS
 from andersonn.parallel import ResultCache, map_cached
 
 __all__ = [
@@ -104,9 +107,10 @@ def build_image_record(item: Mapping[str, Any]) -> dict[str, Any]:
     graph = structure_to_graph(structure)
     # one grid for both the pore channels and our PLD/LCD estimate
     grid = distance_grid(structure, PORESPACE_SPACING)
-    image = structure_image(structure, int(item["image_size"]), graph=graph, grid=grid)
     pores = pore_diameters(structure, grid=grid)
-    save_npy_atomic(image, Path(item["root"]) / item["npy"])
+    image = structure_image(structure, int(item["image_size"]), graph=graph, grid=grid, pores=pores)
+    # the pore-size planes are constant: the file keeps the other channels, the record the sizes
+    save_npy_atomic(image[: len(CACHED_CHANNELS)], Path(item["root"]) / item["npy"])
     comp = structure.composition.fractional_composition.get_el_amt_dict()
     return {
         "npy": item["npy"],
@@ -179,5 +183,8 @@ def _call_builder(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_image(cache_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> np.ndarray:
-    """The cached image of a (non-error) ``record``."""
-    return np.load(Path(cache_dir) / record["npy"])
+    """The task image of a (non-error) ``record``: its cached channels and the pore-size planes of its record."""
+    from andersonn.materials.porespace import pore_size_planes
+
+    stored = np.load(Path(cache_dir) / record["npy"])
+    return np.concatenate([stored, pore_size_planes(record["porespace"], stored.shape[-1])], axis=0)

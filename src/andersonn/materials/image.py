@@ -46,13 +46,16 @@ periodic images (a 2-atom chain fills all ``S`` rows).  Only a finite component
 (a discrete molecule) that is exhausted starts again from the next unvisited
 atom by canonical rank; when every atom is used the rest is zero padding.
 
-**The task image** (:func:`structure_image`, what the ``alms-pores`` cache
-stores) is ``(13, S, S)``: these 9 graph channels followed by the 4
-pore-profile channels of :func:`andersonn.materials.porespace.porespace_channels`
-(:data:`PORE_CHANNELS`; column ``j`` there is a probe radius, not an atom).
+**The task image** (:func:`structure_image`) is ``(16, S, S)``: these 9
+graph channels, the 4 pore-profile channels of
+:func:`andersonn.materials.porespace.porespace_channels`
+(:data:`PORE_CHANNELS`; column ``j`` there is a probe radius, not an atom),
+and 3 constant planes of our own PLD, LCD and LFPD estimates
+(:func:`andersonn.materials.porespace.pore_size_planes`); the cache stores
+the first 13 and the pore sizes in its record.
 The crop sees ~S atoms around one metal; the pore profile is measured over the
 whole periodic cell, which is where the pore-limiting window is.  The names of
-all 13 are :data:`CHANNELS` (defined in :mod:`andersonn.materials.channels`).
+all 16 are :data:`CHANNELS` (defined in :mod:`andersonn.materials.channels`).
 
 >>> from andersonn.materials.cif import read_structure
 >>> from andersonn.materials.examples import example_cif_path
@@ -290,29 +293,35 @@ def graph_to_image(graph: PeriodicGraph, image_size: int = 32) -> np.ndarray:
 
 
 def structure_image(structure, image_size: int = 32, *, graph: PeriodicGraph | None = None,
-                    grid: np.ndarray | None = None) -> np.ndarray:
-    """The task image ``float32 (len(CHANNELS), S, S)``: graph channels, then pore-profile channels.
+                    grid: np.ndarray | None = None, pores: dict | None = None) -> np.ndarray:
+    """The task image ``float32 (len(CHANNELS), S, S)``: graph, pore-profile, then pore-size channels.
 
-    ``[:9]`` is ``graph_to_image(structure_to_graph(structure), S)``, ``[9:]`` is
-    ``porespace_channels(structure, S)``.  ``graph`` / ``grid``: the bond graph
-    or the :func:`~andersonn.materials.porespace.distance_grid` of
-    ``structure`` if already computed (the cache reuses the grid for its own
-    PLD estimate).  ``image_size`` must be at least 2 (one column per probe
-    radius).
+    ``[:9]`` is ``graph_to_image(structure_to_graph(structure), S)``, ``[9:13]``
+    is ``porespace_channels(structure, S)``, ``[13:]`` is
+    ``pore_size_planes(pore_diameters(structure), S)``.  ``graph`` / ``grid`` /
+    ``pores``: the bond graph, the
+    :func:`~andersonn.materials.porespace.distance_grid` or the
+    :func:`~andersonn.materials.porespace.pore_diameters` of ``structure`` if
+    already computed (the cache computes the grid and the diameters once).
+    ``image_size`` must be at least 2 (one column per probe radius).
 
     >>> from andersonn.materials.cif import read_structure
     >>> from andersonn.materials.examples import example_cif_path
     >>> img = structure_image(read_structure(example_cif_path("chain")), 4)
     >>> img.shape, [round(float(v), 3) for v in img[CHANNELS.index("void_fraction"), 0]]
-    ((13, 4, 4), [0.92, 0.417, 0.002, 0.0])
+    ((16, 4, 4), [0.92, 0.417, 0.002, 0.0])
 
     (The void fraction of the chains' 10 x 10 A box at probe radii 0, 2.7, 5.3
     and 8 A: little room is left more than 5 A from a chain.)
     """
     from andersonn.materials.graph import structure_to_graph
-    from andersonn.materials.porespace import porespace_channels
+    from andersonn.materials.porespace import distance_grid, pore_diameters, pore_size_planes, porespace_channels
 
     if graph is None:
         graph = structure_to_graph(structure)
-    pores = porespace_channels(structure, image_size, grid=grid)
-    return np.concatenate([graph_to_image(graph, image_size), pores], axis=0)
+    if grid is None:
+        grid = distance_grid(structure)
+    if pores is None:
+        pores = pore_diameters(structure, grid=grid)
+    return np.concatenate([graph_to_image(graph, image_size), porespace_channels(structure, image_size, grid=grid),
+                           pore_size_planes(pores, image_size)], axis=0)

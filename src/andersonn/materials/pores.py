@@ -37,7 +37,7 @@ modes (``mode``):
 In both, the structures that cannot be read are listed with their reason in
 ``meta["skipped"]`` and counted by reason in ``meta["skipped_reasons"]``; the
 class balance of every split is in ``meta["class_balance"]``.  The images are
-the 13-channel images of :func:`andersonn.materials.image.structure_image`;
+the 16-channel images of :func:`andersonn.materials.image.structure_image`;
 ``channels`` keeps a subset (:func:`andersonn.materials.channels.select_channels`,
 e.g. ``"graph"`` for the 9 graph channels alone).
 
@@ -238,7 +238,7 @@ def load_pores(
     mode: str = "balanced",
     channels: str | Sequence[str] | None = None,
 ) -> dict:
-    """The ``alms-pores`` data set: 13-channel images of MOFs and their PLD class.
+    """The ``alms-pores`` data set: 16-channel images of MOFs and their PLD class.
 
     Builds the image cache on first use (progress bar, resumable, parallel via
     :func:`andersonn.parallel.map_cached`: ``scheduler`` ``None`` = a local
@@ -260,7 +260,7 @@ def load_pores(
 
     >>> d = load_pores(max_structures=8, image_size=8, scheduler="synchronous")  # doctest: +SKIP
     >>> d["x_train"].shape[1:], d["class_names"][3]                             # doctest: +SKIP
-    ((13, 8, 8), 'nucleic-acid')
+    ((16, 8, 8), 'nucleic-acid')
     >>> d = load_pores(mode="full", channels="graph", scheduler="synchronous")  # doctest: +SKIP
     >>> d["x_val"].shape[1], d["meta"]["class_balance"]["test"]                 # doctest: +SKIP
     (9, {'gas': ..., 'small-molecule': ..., 'large-molecule': ..., 'nucleic-acid': ...})
@@ -287,7 +287,7 @@ def load_pores(
                      split_indices(y, seed, fractions)))
 
     def images(part: np.ndarray) -> np.ndarray:
-        # filled in place: the full set is ~0.6 GB at 13 x 32 x 32, so no stacked copy
+        # filled in place: the full set is ~0.7 GB at 16 x 32 x 32, so no stacked copy
         out = np.empty((len(part), len(keep), image_size, image_size), dtype=np.float32)
         for k, i in enumerate(part):
             out[k] = load_image(root, records[good[i]])[keep]

@@ -103,6 +103,8 @@ __all__ = [
     "percolation_radius",
     "pore_diameters",
     "pore_profile",
+    "PORE_SIZE_SCALE",
+    "pore_size_planes",
     "porespace_channels",
     "vdw_radius",
 ]
@@ -575,6 +577,27 @@ def pore_diameters(structure, spacing: float = 0.5, radii="vdw", *, grid: np.nda
         "dimensionality": perc.dimensionality,
         "shape": grid.shape,
     }
+
+
+#: Pore sizes are divided by this (A) in :func:`pore_size_planes` (and clipped at 1).
+PORE_SIZE_SCALE = 20.0
+
+
+def pore_size_planes(pores: dict, image_size: int) -> np.ndarray:
+    """The 3 pore-size channels, float32 ``(3, S, S)``: constant planes of our PLD, LCD and LFPD / 20 A.
+
+    ``pores``: :func:`pore_diameters` of the structure (or the ``porespace``
+    part of a cache record, which holds the same numbers).  The pore profile
+    already holds these sizes, but only at the resolution of its probe radii
+    (8 A / (S - 1)); the planes give them exactly.
+
+    >>> p = pore_size_planes({"pld": 5.0, "lcd": 8.0, "lfpd": 30.0}, 4)
+    >>> p.shape, [round(float(v), 3) for v in p[:, 0, 0]]
+    ((3, 4, 4), [0.25, 0.4, 1.0])
+    """
+    values = np.array([pores["pld"], pores["lcd"], pores["lfpd"]], dtype=np.float64) / PORE_SIZE_SCALE
+    values = np.clip(values, 0.0, 1.0).astype(np.float32)
+    return np.ascontiguousarray(np.broadcast_to(values[:, None, None], (3, image_size, image_size)))
 
 
 def porespace_channels(

@@ -38,7 +38,7 @@ def screen_cifs(
 
     ``predict_fn(images)`` maps a ``torch.Tensor (B, C, S, S)`` float32 batch to
     class probabilities ``(B, n_classes)``.  The images are the task images of
-    :func:`~andersonn.materials.image.structure_image` (13 channels);
+    :func:`~andersonn.materials.image.structure_image` (16 channels);
     ``image_size`` and ``channels`` (names or groups, see
     :func:`~andersonn.materials.channels.select_channels`; default all) must be
     what the model was trained on.  A row is ``{"path", "formula", "n_atoms", "n_bonds",
