@@ -289,7 +289,7 @@ def train(
     for epoch in range(start_epoch, cfg.epochs if not stopped_early else start_epoch):
         batches = _epoch_batches(x_train.shape[0], cfg, epoch, info)
         net.train()
-        bar = tqdm(range(start_step, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs} [{cfg.solver}]",
+        bar = tqdm(range(start_step, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs} [{cfg.solver if cfg.arch == 'deq' else cfg.arch}]",
                    disable=not (progress and info.is_main), leave=False)
         for step in bar:
             t0 = time.perf_counter()
