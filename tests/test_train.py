@@ -240,7 +240,7 @@ def test_run_files_follow_the_umask(tmp_path):
         train(tiny(tmp_path, "run", epochs=1, max_train=100), progress=False)
     finally:
         os.umask(old)
-    for name in ("checkpoint.pt", "config.json", "metrics.json", "summary.json"):
+    for name in ("checkpoint.pt", "config.json", "metrics.json", "summary.json", "model.safetensors"):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
 
 

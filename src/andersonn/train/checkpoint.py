@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -18,7 +18,7 @@ def _umask() -> int:
 
 def _public(fd: int) -> None:
     """Give a ``mkstemp`` file (always 0600) the mode a plain ``open`` would: 0666 less the umask."""
-    os.fchmod(fd, 0o666 & ~_umask())
+    os.fchmod(fd, 0o666 & ~current_umask())
 
 
 def atomic_save(obj: Any, path: Path) -> None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..data import ImageDataset, load_dataset
 from ..data.transforms import random_crop_flip
 from ..models import DEQClassifier, count_parameters, deq_classifier, explicit_classifier
 from . import distributed as D
-from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from .checkpoint import atomic_save, atomic_write_text, current_umask, load_checkpoint
 from .config import NOT_COMPARED, ConfigError, TrainConfig, setting_differences
 
 __all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained", "recalibrate_batchnorm",
@@ -474,6 +475,7 @@ def _save_model(model: DEQClassifier, cfg: TrainConfig, ds: ImageDataset, out: P
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = out / "model.safetensors.tmp"
     save_file(tensors, str(tmp))
+    os.chmod(tmp, 0o666 & ~current_umask())  # safetensors writes 0600 whatever the umask
     tmp.replace(out / "model.safetensors")
     meta = {"config": cfg.to_dict(), "model": model.config, "class_names": ds.class_names,
             "dataset_meta": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, list, dict))
