@@ -141,6 +141,21 @@ def main() -> None:
         }
         print(f"comparison: {results['comparison']}")
 
+    if {"accelerated", "accelerated_nojac"} <= set(results["runs"]):
+        j_, n_ = results["runs"]["accelerated"], results["runs"]["accelerated_nojac"]
+        results["jacobian_penalty"] = {
+            "weight": j_["jacobian_reg"], "without": n_["jacobian_reg"],
+            "speedup_train": n_["train_time_s"] / j_["train_time_s"],
+            "speedup_inference": n_["inference_s"] / j_["inference_s"],
+            "train_nfe_per_step": {"with": j_["forward_nfe"] + j_["backward_nfe"], "without": n_["forward_nfe"] + n_["backward_nfe"]},
+            "inference_nfe": {"with": j_["inference_nfe"], "without": n_["inference_nfe"]},
+            "accuracy_difference": j_["accuracy"] - n_["accuracy"],
+            "val_accuracy": {"with": j_["val_accuracy"], "without": n_["val_accuracy"]},
+            "note": "both Anderson, same settings but --jacobian-reg; the run without it trained on one thread "
+                    "beside other single-thread runs, as the others did",
+        }
+        print(f"jacobian penalty: {results['jacobian_penalty']}")
+
     if not args.skip_baselines:
         if split != "test":
             raise SystemExit("the baselines are scored on the test split only")

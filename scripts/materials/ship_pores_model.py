@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--name", default="accelerated", help="the run's name in results.json")
     ap.add_argument("--results", type=Path, required=True)
     ap.add_argument("--dest", type=Path, default=DEST)
+    ap.add_argument("--choice", default="", help="why this run was the one shipped (written to the card)")
     args = ap.parse_args()
     results = json.loads(args.results.read_text())
     run = results["runs"][args.name]
@@ -67,6 +68,8 @@ def main() -> None:
             "zeo_descriptor_baseline_same_split": ({k: zeo[k] for k in ("accuracy", "balanced_accuracy")} if zeo else None),
         },
         f"calibration_top_label_{split}": run["calibration_top_label"],
+        "choice": args.choice or None,
+        "speed": {k: results[k] for k in ("comparison", "jacobian_penalty") if k in results},
         "versions": {p: version(p) for p in ("andersonn", "torch", "pymatgen", "numpy", "core-mof")},
         "caveats": [
             "Trained on CoRE MOF 2019 ASR (solvent removed, ordered structures): a CIF with guest molecules, "
