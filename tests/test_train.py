@@ -274,7 +274,7 @@ def _jacobian_of(run_dir, x):
     model.deq.jacobian_penalty = True
     torch.manual_seed(0)
     model.deq(model.stem(x))
-    return float(model.deq.last_jacobian)
+    return model.deq.last_jacobian.item()
 
 
 def test_jacobian_penalty_makes_the_map_more_contractive(tmp_path):
