@@ -68,3 +68,69 @@ def test_compare_resume_refuses_finished_runs_made_with_other_settings(tmp_path)
     assert [len(longer["history"][k]) for k in ("standard", "accelerated")] == [2, 2]
     assert longer["history"]["standard"][0] == first["history"]["standard"][0]
     assert json.loads((tmp_path / "standard" / "summary.json").read_text())["extended_from_epochs"] == 1
+
+
+def _fake_history(epochs, same=True):
+    rows = [{"epoch": e, "train_accuracy": 0.5 + 0.1 * e, "test_accuracy": 0.4 + 0.1 * e} for e in epochs]
+    return {"standard": rows, "accelerated": [dict(r) for r in rows] if same else
+            [{**r, "test_accuracy": r["test_accuracy"] - 0.05} for r in rows]}
+
+
+def test_accuracy_plot_identical_series_stay_distinguishable():
+    import matplotlib.pyplot as plt
+    from andersonn.study.report import accuracy_figure
+    fig = accuracy_figure(_fake_history([1, 2, 3]))
+    try:
+        lines = fig.axes[0].get_lines()
+        assert len(lines) == 4
+        # Line2D.get_linestyle() reports any custom dash tuple as "--"; the dash pattern itself is private
+        dash = lambda ln: repr(getattr(ln, "_unscaled_dash_pattern", None) or ln.get_linestyle())  # noqa: E731
+        styles = [(ln.get_label(), dash(ln), ln.get_marker()) for ln in lines]
+        assert len({ln.get_marker() for ln in lines}) == 4, styles      # every series its own marker shape
+        assert len({dash(ln) for ln in lines}) == 4, styles             # and its own dash pattern
+        # the same accuracy for standard and accelerated: same data, different look
+        std, acc = [ln for ln in lines if ln.get_label() == "standard test"], \
+                   [ln for ln in lines if ln.get_label() == "accelerated test"]
+        assert list(std[0].get_ydata()) == list(acc[0].get_ydata())
+        assert std[0].get_marker() != acc[0].get_marker()
+        assert std[0].get_markersize() != acc[0].get_markersize()
+    finally:
+        plt.close(fig)
+
+
+def test_accuracy_plot_one_epoch_shows_markers_and_integer_ticks():
+    import matplotlib.pyplot as plt
+    from andersonn.study.report import accuracy_figure
+    fig = accuracy_figure(_fake_history([1]))
+    try:
+        ax = fig.axes[0]
+        for ln in ax.get_lines():
+            assert len(ln.get_xdata()) == 1
+            assert ln.get_marker() not in (None, "", "None", " "), ln.get_label()
+            assert ln.get_markersize() > 0
+        fig.canvas.draw()
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    finally:
+        plt.close(fig)
+
+
+def test_accuracy_plot_epoch_ticks_are_integers():
+    import matplotlib.pyplot as plt
+    from andersonn.study.report import accuracy_figure
+    for epochs in ([1, 2], [1, 2, 3], list(range(1, 8)), list(range(1, 31))):
+        fig = accuracy_figure(_fake_history(epochs, same=False))
+        try:
+            ax = fig.axes[0]
+            fig.canvas.draw()
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert ticks and all(float(t).is_integer() for t in ticks), (epochs, ticks)
+        finally:
+            plt.close(fig)
+
+
+def test_report_module_docstring_examples():
+    import doctest
+    import andersonn.study.report as report
+    res = doctest.testmod(report)
+    assert res.attempted > 0 and res.failed == 0

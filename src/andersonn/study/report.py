@@ -48,15 +48,57 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def _plot_accuracy(history: dict[str, list[dict]], path: Path) -> None:
+# One distinct (line style, marker) per series, so identical curves (e.g. standard and accelerated with the
+# same accuracy every epoch) stay visible on top of each other: different dash patterns, and hollow large
+# markers for standard under small filled ones for accelerated.  Markers also make a one-epoch run visible
+# (a line needs two points; a marker needs one).
+SERIES_STYLE = {
+    ("standard", "train"): dict(ls=(0, (6, 3)), marker="o", ms=8, mfc="none", lw=1.5),
+    ("standard", "test"): dict(ls="-", marker="s", ms=8, mfc="none", lw=1.5),
+    ("accelerated", "train"): dict(ls=(0, (1, 2)), marker="x", ms=6, lw=2.0),
+    ("accelerated", "test"): dict(ls=(0, (4, 2, 1, 2)), marker="^", ms=5, lw=2.0),
+}
+_FALLBACK_MARKERS = "Dv<>ph*"
+
+
+def accuracy_figure(history: dict[str, list[dict]]):
+    """Accuracy-vs-epoch :class:`~matplotlib.figure.Figure` (not saved, not closed).
+
+    >>> h = {"standard": [{"epoch": 1, "train_accuracy": 0.5, "test_accuracy": 0.4}],
+    ...      "accelerated": [{"epoch": 1, "train_accuracy": 0.5, "test_accuracy": 0.4}]}
+    >>> fig = accuracy_figure(h)
+    >>> [ln.get_marker() for ln in fig.axes[0].get_lines()]
+    ['o', 's', 'x', '^']
+    >>> plt.close(fig)
+    """
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(6, 4))
+    extra = 0
     for label, rows in history.items():
         ep = [r["epoch"] for r in rows]
-        ax.plot(ep, [r["train_accuracy"] for r in rows], "--", color=COLORS[label], label=f"{label} train")
-        ax.plot(ep, [r["test_accuracy"] for r in rows], "-o", color=COLORS[label], label=f"{label} test", ms=3)
+        for split in ("train", "test"):
+            style = SERIES_STYLE.get((label, split))
+            if style is None:
+                style = dict(ls="-" if split == "test" else "--", marker=_FALLBACK_MARKERS[extra % len(_FALLBACK_MARKERS)], ms=5)
+                extra += 1
+            ax.plot(ep, [r[f"{split}_accuracy"] for r in rows], color=COLORS.get(label), label=f"{label} {split}", **style)
+    epochs = sorted({r["epoch"] for rows in history.values() for r in rows})
+    if 0 < len(epochs) <= 12:
+        ax.set_xticks(epochs)              # few epochs: exactly one tick per epoch, no 0.5 / 1.5 ...
+        if len(epochs) == 1:
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch"); ax.set_ylabel("accuracy"); ax.grid(alpha=0.3); ax.legend()
     ax.set_title("Accuracy vs epoch\nforward iteration (standard) vs Anderson (accelerated)", fontsize=10)
-    fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_accuracy(history: dict[str, list[dict]], path: Path) -> None:
+    fig = accuracy_figure(history)
+    fig.savefig(path, dpi=120); plt.close(fig)
 
 
 def _plot_residuals(rows: list[dict], path: Path) -> None:
