@@ -30,24 +30,11 @@ import torch
 
 from andersonn.chem.baselines import cut_baseline, fingerprint_features, gbm_baseline, image_geometry_features
 from andersonn.data import load_dataset
+from andersonn.study.evaluation import predict_proba, solver_comparison
 from andersonn.study.metrics import accuracy_by_margin, calibration_bins, classification_metrics
 from andersonn.train import load_trained
 
 MARGIN_EDGES = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 100.0]
-
-
-def predict(model, x: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, float, float]:
-    """Probability of class 1, wall seconds, mean forward NFE per sample."""
-    probs, nfe = [], 0.0
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for i in range(0, x.shape[0], batch):
-            xb = x[i: i + batch]
-            probs.append(torch.softmax(model(xb), 1)[:, 1].numpy())
-            deq = getattr(model, "deq", None)
-            if deq is not None and deq.last_forward is not None:
-                nfe += deq.last_forward.mean_nfe * xb.shape[0]
-    return np.concatenate(probs), time.perf_counter() - t0, nfe / max(1, x.shape[0])
 
 
 def evaluate(prob: np.ndarray, y: np.ndarray, dft: np.ndarray, threshold: float) -> dict:
@@ -132,7 +119,8 @@ def main() -> None:
     for spec in args.run:
         name, _, path = spec.partition("=")
         model, mmeta = load_trained(path)
-        prob, seconds, nfe = predict(model, x_eval)
+        proba, seconds, nfe = predict_proba(model, x_eval)
+        prob = proba[:, 1]
         summary_path = Path(path) / "summary.json"
         summary = json.loads((summary_path if summary_path.exists() else Path(path) / "interim.json").read_text())
         epochs = summary.get("metrics") or json.loads((Path(path) / "metrics.json").read_text())
@@ -150,15 +138,9 @@ def main() -> None:
         print(f"{name}: test accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, AUC {m['roc_auc']:.4f}")
 
     if {"standard", "accelerated"} <= set(results["runs"]):
-        s_, a_ = results["runs"]["standard"], results["runs"]["accelerated"]
-        s_work, a_work = s_["forward_nfe"] + s_["backward_nfe"], a_["forward_nfe"] + a_["backward_nfe"]
-        results["comparison"] = {
-            "speedup_train": s_["train_time_s"] / a_["train_time_s"],
-            "speedup_inference": s_["inference_s"] / a_["inference_s"],
-            "compute_saved_by_nfe": 1 - a_work / s_work, "compute_saved_by_time": 1 - a_["train_time_s"] / s_["train_time_s"],
-            "accuracy_difference": a_["accuracy"] - s_["accuracy"],
-            "note": "both trained side by side, one thread each, on the same 2-core machine",
-        }
+        results["comparison"] = solver_comparison(
+            results["runs"]["standard"], results["runs"]["accelerated"],
+            "both trained side by side, one thread each, on the same 2-core machine")
         print(f"comparison: {results['comparison']}")
 
     y_train = ds.y_train.numpy()[: args.limit or None]

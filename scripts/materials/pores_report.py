@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,27 +29,13 @@ from andersonn.materials.baseline import LABEL_COLUMN, all_baselines
 from andersonn.materials.channels import CHANNELS
 from andersonn.materials.coremof import coremof_table
 from andersonn.materials.pores import CLASS_NAMES, PLD_EDGES, default_cache_dir, load_pores
+from andersonn.study.evaluation import predict_proba, solver_comparison
 from andersonn.study.metrics import accuracy_by_margin, calibration_bins, classification_metrics
 from andersonn.train import load_trained
 
 #: bins of |PLD - nearest class edge| (A)
 MARGIN_EDGES = [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 100.0]
 NUCLEIC = CLASS_NAMES[-1]
-
-
-def predict(model, x: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, float, float]:
-    """Class probabilities, wall seconds, mean forward NFE per sample."""
-    probs, nfe = [], 0.0
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for i in range(0, x.shape[0], batch):
-            xb = x[i: i + batch]
-            probs.append(torch.softmax(model(xb), 1).numpy())
-            deq = getattr(model, "deq", None)
-            last = getattr(deq, "last_forward", None)
-            if last is not None:
-                nfe += last.mean_nfe * xb.shape[0]
-    return np.concatenate(probs), time.perf_counter() - t0, nfe / max(1, x.shape[0])
 
 
 def edge_margin(pld: np.ndarray) -> np.ndarray:
@@ -100,7 +85,7 @@ def main() -> None:
         model, mmeta = load_trained(path)
         keep = [CHANNELS.index(c) for c in mmeta["dataset_meta"]["channels"]]
         x_run = x_all[:, keep]
-        timed = [predict(model, x_run) for _ in range(max(1, args.repeat))]
+        timed = [predict_proba(model, x_run) for _ in range(max(1, args.repeat))]
         prob, _, nfe = timed[0]
         times = sorted(t[1] for t in timed)
         seconds = float(np.median(times))
@@ -125,20 +110,10 @@ def main() -> None:
               f"inference {seconds:.1f} s NFE {nfe:.1f}")
 
     if {"standard", "accelerated"} <= set(results["runs"]):
-        s_, a_ = results["runs"]["standard"], results["runs"]["accelerated"]
-        s_work, a_work = s_["forward_nfe"] + s_["backward_nfe"], a_["forward_nfe"] + a_["backward_nfe"]
-        results["comparison"] = {
-            "speedup_train": s_["train_time_s"] / a_["train_time_s"],
-            "speedup_inference": s_["inference_s"] / a_["inference_s"],
-            "speedup_inference_range": [s_["inference_s_range"][0] / a_["inference_s_range"][1],
-                                        s_["inference_s_range"][1] / a_["inference_s_range"][0]],
-            "compute_saved_by_nfe": 1 - a_work / s_work,
-            "compute_saved_by_time": 1 - a_["train_time_s"] / s_["train_time_s"],
-            "inference_nfe": {"standard": s_["inference_nfe"], "accelerated": a_["inference_nfe"]},
-            "accuracy_difference": a_["accuracy"] - s_["accuracy"],
-            "note": "both trained side by side, one thread each, on the same 2-core machine; "
-                    "inference timed in this process, one run after the other, median of --repeat passes over the split",
-        }
+        results["comparison"] = solver_comparison(
+            results["runs"]["standard"], results["runs"]["accelerated"],
+            "both trained side by side, one thread each, on the same 2-core machine; inference timed in this "
+            "process, one run after the other, median of --repeat passes over the split")
         print(f"comparison: {results['comparison']}")
 
     if {"accelerated", "accelerated_nojac"} <= set(results["runs"]):
