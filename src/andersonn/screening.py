@@ -19,6 +19,9 @@ TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molec
 #: Where the trained models shipped with the package live, one folder per task.
 SHIPPED_MODELS = Path(__file__).resolve().parent / "data" / "files" / "models"
 SHIPPED = {"molecules": "alms-qm9", "pores": "alms-pores"}
+#: A model folder may carry a recalibration of its probabilities for the inputs a screen gives it
+#: (:class:`~andersonn.study.calibration.LogitScaling`, written by scripts/chem/qm9_screen_calibration.py).
+SCREEN_CALIBRATION = "screen_calibration.json"
 
 
 def shipped_model(task: str) -> Path:
@@ -31,13 +34,28 @@ def shipped_model(task: str) -> Path:
     return folder
 
 
-def load_predictor(run_dir: str | Path) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
-    """``predict(images) -> probabilities`` of a trained model, and its saved metadata."""
+def load_predictor(run_dir: str | Path, calibrated: bool = True) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
+    """``predict(images) -> probabilities`` of a trained model, and its saved metadata.
+
+    When the folder has a :data:`SCREEN_CALIBRATION` file (and ``calibrated``), the probabilities are
+    recalibrated with it and ``meta["screen_calibration"]`` says what it was fitted on.
+    """
+    from .study.calibration import LogitScaling
+
     model, meta = load_trained(run_dir)
+    scaling = None
+    path = Path(run_dir) / SCREEN_CALIBRATION
+    if calibrated and path.is_file():
+        scaling = LogitScaling.load(path)
+        n_classes = len(meta.get("class_names") or [])
+        if n_classes and len(scaling.bias) != n_classes:
+            raise ValueError(f"{path}: calibration for {len(scaling.bias)} classes, the model has {n_classes}")
+        meta = {**meta, "screen_calibration": scaling.fitted_on}
 
     @torch.no_grad()
     def predict(images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(model(images.float()), dim=1)
+        logits = model(images.float())
+        return torch.softmax(scaling.logits(logits) if scaling is not None else logits, dim=1)
 
     return predict, meta
 
@@ -90,7 +108,10 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     if meta["config"]["dataset"] == "alms-qm9":
         featurize = partial(geometry_images, image_size=size, channels=dmeta.get("channels"),
                             hydrogens=dmeta.get("hydrogens", "folded"))
-        label_mode = f"QM9 DFT dipole >= {dmeta.get('threshold_debye', 3.0)} D (model trained at DFT geometries; image from an MMFF conformer)"
+        label_mode = f"QM9 DFT dipole >= {dmeta.get('threshold_debye', 3.0)} D (model trained at DFT geometries; image from an MMFF conformer"
+        fitted = meta.get("screen_calibration")
+        label_mode += (f"; probabilities recalibrated for MMFF conformers on {fitted['n']} validation molecules)"
+                       if fitted and "n" in fitted else ")")
     else:
         featurize = partial(graph_images, image_size=size)
         label_mode = f"dipole >= {dmeta.get('threshold_debye', 3.0)} D (QM9 DFT + GFN2-xTB labels, 2-D image)"
