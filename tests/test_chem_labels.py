@@ -51,6 +51,25 @@ def test_compute_label_symmetric_and_polar_molecules() -> None:
     assert benzene["n_conformers"] >= 1 and benzene["program"].startswith("tblite")
 
 
+def test_the_lowest_energy_conformer_can_be_rebuilt_from_its_label() -> None:
+    """The lowest-energy label mode belongs to one structure: the record says which conformer, and the
+    same seeded embedding gives it back (what an image of that structure is built from)."""
+    from andersonn.chem.conformers import conformer_coordinates, embed_conformers
+    from andersonn.chem.labels import aggregate_conformers
+
+    rec = compute_label({"smiles": "OCCCN", "method": "gfn2", "n_conformers": 6, "seed": 7})
+    energies = [c.get("xtb_energy", np.inf) for c in rec["conformers"]]
+    assert rec["lowest_conformer"] == int(np.argmin(energies))
+    molh, _, _ = embed_conformers(parse_smiles("OCCCN"), n_conformers=6, seed=7)
+    numbers, pos = conformer_coordinates(molh, rec["lowest_conformer"])
+    _, mu = xtb_dipole(numbers, pos)
+    assert np.linalg.norm(mu) == pytest.approx(rec["dipole_lowest_debye"], abs=1e-6)
+    # a failed conformer does not shift the index
+    confs = [{"error": "scf"}, {"xtb_energy": -1.0, "dipole": [1.0, 0, 0]}, {"xtb_energy": -2.0, "dipole": [0, 2.0, 0]}]
+    agg = aggregate_conformers(confs)
+    assert agg["lowest_conformer"] == 2 and agg["dipole_lowest_debye"] == 2.0 and agg["dipole_first_debye"] == 1.0
+
+
 def test_charged_molecule_is_rejected_with_reason() -> None:
     with pytest.raises(MoleculeError, match="net charge"):
         compute_label({"smiles": "C[N+](C)(C)C", "method": "gfn2-1conf"})  # quaternary ammonium

@@ -52,7 +52,7 @@ KT_HARTREE = 0.000944186  # k_B * 298.15 K in Hartree
 DEFAULT_CONFORMERS = 10
 _CSV_FIELDS = [
     "name", "source", "smiles", "canonical_smiles", "inchikey", "n_heavy_atoms", "method", "dipole_debye",
-    "dipole_lowest_debye", "dipole_first_debye", "xtb_same_geometry_debye", "n_conformers",
+    "dipole_lowest_debye", "dipole_first_debye", "lowest_conformer", "xtb_same_geometry_debye", "n_conformers",
     "force_field", "seconds", "program", "program_version", "rdkit_version", "error",
 ]
 
@@ -92,17 +92,21 @@ def _xtb_conformers(mol: Chem.Mol, n_conformers: int, seed: int) -> tuple[Chem.M
     return molh, confs, ("GFN2-xTB (no force-field parameters)" if ff == "none" else ff)
 
 
-def aggregate_conformers(confs: list[dict[str, Any]]) -> dict[str, float]:
-    """Boltzmann RMS, lowest-energy and first-conformer dipoles (Debye) of conformer records."""
-    ok = [c for c in confs if "error" not in c]
-    e = np.array([c["xtb_energy"] for c in ok])
-    mu = np.array([np.linalg.norm(c["dipole"]) for c in ok])
+def aggregate_conformers(confs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Boltzmann RMS, lowest-energy and first-conformer dipoles (Debye) of conformer records, and
+    ``lowest_conformer``: which conformer is the lowest (its ``"conformer"`` field, else its position
+    in ``confs``), so that the structure the lowest-energy label belongs to can be rebuilt."""
+    ok = [(k, c) for k, c in enumerate(confs) if "error" not in c]
+    e = np.array([c["xtb_energy"] for _, c in ok])
+    mu = np.array([np.linalg.norm(c["dipole"]) for _, c in ok])
     w = np.exp(-(e - e.min()) / KT_HARTREE)
     w /= w.sum()
+    k_low, c_low = ok[int(np.argmin(e))]
     return {
         "dipole_debye": float(np.sqrt(np.sum(w * mu**2))),
         "dipole_lowest_debye": float(mu[int(np.argmin(e))]),
         "dipole_first_debye": float(mu[0]),
+        "lowest_conformer": int(c_low.get("conformer", k_low)),
     }
 
 
