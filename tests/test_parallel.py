@@ -114,3 +114,53 @@ def test_unguarded_script_gets_one_clear_line(tmp_path):
     assert last.startswith("andersonn.parallel.ClusterStartError: could not start a local Dask cluster"), p.stderr[-2000:]
     assert '`if __name__ == "__main__":`' in last and 'scheduler="synchronous"' in last
     assert f"a Dask worker process importing {script} was asked to start a local cluster" in p.stderr
+
+
+def test_label_command_runs_on_a_separately_started_dask_cluster(tmp_path):
+    """`--scheduler ADDRESS`: a scheduler and a worker started as their own processes (as on a real
+    cluster), the CLI only given the address; the work is done in the worker process."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("distributed")
+    pytest.importorskip("tblite")
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(sched_file),
+                               "--port", "0", "--no-dashboard", "--host", "127.0.0.1"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(120):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.5)
+        address = json.loads(sched_file.read_text())["address"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                       "--nworkers", "1", "--no-dashboard", "--name", "remote-worker"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+            worker_pids = set(client.run(os.getpid).values())
+        mols = tmp_path / "m.smi"
+        mols.write_text("CO methanol\nCC#N acetonitrile\nC1CC broken\n")
+        out = tmp_path / "labels.csv"
+        p = subprocess.run([sys.executable, "-m", "andersonn", "label", str(mols), "--method", "gfn2-1conf",
+                            "--scheduler", address, "--cache", str(tmp_path / "c.sqlite"), "--out", str(out)],
+                           capture_output=True, text=True, timeout=300, env=env)
+        assert p.returncode == 0, p.stderr
+        text = out.read_text()
+        assert "methanol" in text and "acetonitrile" in text and "could not parse" in text
+        assert worker_pids and os.getpid() not in worker_pids
+        with Client(address, timeout=60) as client:  # the scheduler saw the labelling tasks
+            prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+        assert len([p for p in prefixes if p.startswith("map_cached-")]) == 2, prefixes  # two parsable molecules
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
