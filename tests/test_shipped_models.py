@@ -39,6 +39,20 @@ def test_the_qm9_model_is_shipped_with_a_complete_card():
     assert 0.5 < card["accuracy"]["validation"] <= 1.0
 
 
+def test_the_shipped_screen_recalibration_belongs_to_the_shipped_weights():
+    import hashlib
+
+    from andersonn.screening import SCREEN_CALIBRATION
+    from andersonn.study.calibration import LogitScaling
+
+    scaling = LogitScaling.load(QM9_MODEL / SCREEN_CALIBRATION)
+    assert scaling.fitted_on["split"] == "validation" and scaling.fitted_on["n"] > 1000
+    assert scaling.fitted_on["model_sha1"] == hashlib.sha1((QM9_MODEL / "model.safetensors").read_bytes()).hexdigest()
+    card = json.loads((QM9_MODEL / "model_card.json").read_text())
+    screen_mode = card["accuracy"][f"{card['accuracy']['scored_split']}_screen_mode"]
+    assert screen_mode["recalibrated_probabilities"]["ece"] < screen_mode["model_probabilities"]["ece"]
+
+
 def test_shipped_model_classifies_known_molecules_and_reports_failures(tmp_path):
     rows = screen([_molecules(tmp_path)], None, scheduler="synchronous")
     by = {r["name"]: r for r in rows}
@@ -48,6 +62,7 @@ def test_shipped_model_classifies_known_molecules_and_reports_failures(tmp_path)
     assert by["acetonitrile"]["predicted_class"] == "strongly polar"
     assert by["nitromethane"]["predicted_class"] == "strongly polar"
     assert all(by[n]["label_mode"].startswith("QM9 DFT dipole") for n in ("water", "acetonitrile"))
+    assert "recalibrated for MMFF conformers" in by["water"]["label_mode"]
     assert 0.5 <= by["water"]["probability"] <= 1.0
     assert "could not parse" in by["broken"]["error"]
     assert "embedding failed" in by["cyclooctatetrayne"]["error"]

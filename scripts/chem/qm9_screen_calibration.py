@@ -148,7 +148,8 @@ def main() -> int:
     val_pick = np.sort(np.random.default_rng(args.seed).permutation(len(ds["y_val"]))[: args.n_val])
     test_pick = np.sort(np.random.default_rng(1).permutation(len(ds["y_test"]))[: args.n_test])  # qm9_report's draw
     tag = hashlib.sha1(json.dumps([size, hydrogens, channels]).encode()).hexdigest()[:8]
-    out: dict = {"model": str(run_dir), "threshold_debye": thr, "structure": "lowest-MMFF94 of 10 RDKit ETKDGv3 conformers",
+    weights_sha1 = hashlib.sha1((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()
+    out: dict = {"model": str(run_dir), "model_sha1": weights_sha1, "threshold_debye": thr, "structure": "lowest-MMFF94 of 10 RDKit ETKDGv3 conformers",
                  "fitted_on": "validation split", "scored_on": "test split (once)"}
     parts = {}
     for split, pick in (("val", val_pick), ("test", test_pick)):
@@ -166,8 +167,8 @@ def main() -> int:
     val_logits = logits_of(model, parts["val"]["x"])
     scaling = fit_logit_scaling(val_logits, parts["val"]["y"], fitted_on={
         "n": int(len(parts["val"]["y"])), "split": "validation", "seed": args.seed,
-        "structure": out["structure"], "script": "scripts/chem/qm9_screen_calibration.py"})
-    out["scaling"] = {"scale": scaling.scale, "bias": list(scaling.bias)}
+        "structure": out["structure"], "script": "scripts/chem/qm9_screen_calibration.py", "model_sha1": weights_sha1})
+    out["scaling"] = {"scale": scaling.scale, "bias": list(scaling.bias), "fitted_on": scaling.fitted_on}
     test = parts["test"]
     test_logits = logits_of(model, test["x"])
     raw = softmax(test_logits)[:, 1]

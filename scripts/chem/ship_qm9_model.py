@@ -3,14 +3,21 @@
 The card states the data, the split, what the class means, the image, the accuracies measured by
 scripts/chem/qm9_report.py (test split, screen mode), the calibration and the versions.
 
-Usage: python scripts/chem/ship_qm9_model.py --run runs/qm9/accelerated --results docs/results/qm9/results.json
+With --screen-calibration (the JSON of scripts/chem/qm9_screen_calibration.py for this same run: the
+weights' SHA-1 is checked) the folder also gets the recalibration `andersonn screen` applies, and the card
+the screen-mode accuracies with the model's own and with the recalibrated probabilities.
+
+Usage: python scripts/chem/ship_qm9_model.py --run runs/qm9/accelerated --results docs/results/qm9/results.json \
+           --screen-calibration docs/results/qm9/screen_calibration.json
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -23,8 +30,15 @@ def main() -> None:
     ap.add_argument("--name", default="accelerated", help="the run's name in results.json")
     ap.add_argument("--results", type=Path, required=True)
     ap.add_argument("--dest", type=Path, default=DEST)
+    ap.add_argument("--screen-calibration", type=Path, help="qm9_screen_calibration.py output for this run")
+    ap.add_argument("--choice", default="", help="why this run ships (how it was chosen, on the validation split)")
     args = ap.parse_args()
     results = json.loads(args.results.read_text())
+    calibration = json.loads(args.screen_calibration.read_text()) if args.screen_calibration else None
+    if calibration is not None:
+        sha1 = hashlib.sha1((args.run / "model.safetensors").read_bytes()).hexdigest()
+        if calibration.get("model_sha1") != sha1:
+            sys.exit(f"error: {args.screen_calibration} was fitted for other weights than {args.run}/model.safetensors")
     run = results["runs"][args.name]
     config = json.loads((args.run / "config.json").read_text())
     finished = (args.run / "summary.json").exists()
@@ -56,6 +70,7 @@ def main() -> None:
                   "chosen_epoch": summary.get("chosen_epoch"),
                   "epochs_run": summary.get("epochs_run", summary.get("epochs_done")),
                   "epochs_planned": config["config"]["epochs"], "training_finished": finished,
+                  "jacobian_reg": config["config"].get("jacobian_reg", 0.0),
                   "train_time_s": summary["train_time_s"]},
         "accuracy": {
             "validation": summary.get("val_accuracy"),
@@ -77,6 +92,25 @@ def main() -> None:
             "planned epochs (it continues in a later session); its accuracies are on the validation split, "
             "the test split is kept untouched for the finished model."]),
     }
+    if args.choice:
+        card["choice"] = args.choice
+    if calibration is not None:
+        from andersonn.screening import SCREEN_CALIBRATION
+        from andersonn.study.calibration import LogitScaling
+
+        sc = calibration["scaling"]
+        LogitScaling(sc["scale"], tuple(sc["bias"]), sc["fitted_on"]).save(args.dest / SCREEN_CALIBRATION)
+        keep = ("n", "accuracy", "balanced_accuracy", "roc_auc", "brier", "ece", "confusion_matrix")
+        card["accuracy"][f"{split}_screen_mode"] = {
+            "structure": calibration["structure"], "molecules": calibration["test_molecules"]["imaged"],
+            "model_probabilities": {k: calibration["test"]["model_probabilities"][k] for k in keep},
+            "recalibrated_probabilities": {k: calibration["test"]["recalibrated"][k] for k in keep},
+            "recalibration": {"scale": sc["scale"], "bias": sc["bias"], "fitted_on": sc["fitted_on"]},
+        }
+        card["calibration_screen_mode"] = calibration["test"]["recalibrated"]["calibration"]
+        card["caveats"][1] = ("Screen mode images an MMFF94 conformer, not the DFT geometry: its accuracy is the "
+                              f"{split}_screen_mode figure, and the probabilities a screen prints are recalibrated "
+                              "for it (screen_calibration.json, fitted on validation molecules).")
     (args.dest / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
     print(f"shipped {args.run} -> {args.dest}")
 
