@@ -34,6 +34,7 @@ from andersonn.chem.errors import MoleculeError
 from andersonn.chem.image import DEFAULT_IMAGE_SIZE, N_CHANNELS, mol_to_image
 from andersonn.chem.mol import inchikey, parse_smiles
 from andersonn.chem.sources import XTB_LABELS_CSV, load_covid_drugs, load_qm9, read_labels_csv
+from andersonn.fileio import atomic_path
 
 __all__ = ["POLARITY_THRESHOLD_DEBYE", "CLASS_NAMES", "load_polarity", "polarity_class"]
 
@@ -134,15 +135,13 @@ def load_polarity(
         }
     data = _build(image_size, max_molecules, seed, n_qm9, threshold, test_fraction, labels_csv)
     data["meta"]["params"] = params
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp.npz")
     tr_crops, tr_sizes = _pack(data["x_train"])
     te_crops, te_sizes = _pack(data["x_test"])
-    np.savez(
-        tmp, train_crops=tr_crops, train_sizes=tr_sizes, y_train=data["y_train"], test_crops=te_crops,
-        test_sizes=te_sizes, y_test=data["y_test"], meta=json.dumps(data["meta"]),
-    )
-    tmp.replace(cache_file)
+    with atomic_path(cache_file, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to a name without it
+        np.savez(
+            tmp, train_crops=tr_crops, train_sizes=tr_sizes, y_train=data["y_train"], test_crops=te_crops,
+            test_sizes=te_sizes, y_test=data["y_test"], meta=json.dumps(data["meta"]),
+        )
     return data
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import csv
 import os
 import tarfile
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from andersonn.fileio import atomic_write_bytes
 
 __all__ = ["DEFAULT_SET", "coremof_data_dir", "coremof_table", "extract_cifs"]
 
@@ -80,11 +81,7 @@ def extract_cifs(
                 ref = member.name.rsplit("/", 1)[-1][:-4]
                 if ref not in missing:
                     continue
-                data = tar.extractfile(member).read()
-                fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, paths[ref])
+                atomic_write_bytes(tar.extractfile(member).read(), paths[ref])
                 missing.discard(ref)
                 if not missing:
                     break

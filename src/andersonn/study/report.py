@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..train.checkpoint import atomic_write_text  # noqa: E402
+from ..fileio import atomic_write_text  # noqa: E402
 
 COLORS = {"standard": "tab:red", "accelerated": "tab:blue"}
 

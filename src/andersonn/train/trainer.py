@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from ..data import ImageDataset, load_dataset
 from ..data.transforms import random_crop_flip
 from ..models import DEQClassifier, count_parameters, deq_classifier, explicit_classifier
 from . import distributed as D
-from .checkpoint import atomic_save, atomic_write_text, current_umask, load_checkpoint
+from ..fileio import atomic_path, atomic_write_text
+from .checkpoint import atomic_save, load_checkpoint
 from .config import NOT_COMPARED, ConfigError, TrainConfig, setting_differences
 
 __all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained", "recalibrate_batchnorm",
@@ -473,10 +473,8 @@ def _save_model(model: DEQClassifier, cfg: TrainConfig, ds: ImageDataset, out: P
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out / "model.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    os.chmod(tmp, 0o666 & ~current_umask())  # safetensors writes 0600 whatever the umask
-    tmp.replace(out / "model.safetensors")
+    with atomic_path(out / "model.safetensors") as tmp:  # also gives the file a plain mode (safetensors writes 0600)
+        save_file(tensors, str(tmp))
     meta = {"config": cfg.to_dict(), "model": model.config, "class_names": ds.class_names,
             "dataset_meta": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, list, dict))
                              and k not in ds.meta.get("not_saved", ()) and k != "not_saved"}}
