@@ -193,7 +193,7 @@ def residuals(
 
 def _layer(model_dir: Path | None, channels: int, inner: int, size: int):
     from .models import ImplicitConvBlock
-    from .train import load_trained
+    from .train.saved_model import load_trained
 
     if model_dir is None:
         return ImplicitConvBlock(channels, inner).eval(), channels, size

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .train import load_trained
+from .train.saved_model import load_trained
 
 TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molecules"}
 #: Where the trained models shipped with the package live, one folder per task.

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from ..data import ImageDataset, load_dataset
-from ..train import ConfigError, TrainConfig, evaluate, load_trained, train
+from ..train import ConfigError, TrainConfig, evaluate, train
+from ..train.saved_model import load_trained
 from ..train.config import NOT_COMPARED, setting_differences
 from ..fileio import atomic_write_text
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from ..data import available_datasets, load_dataset
-from ..train import TrainConfig, load_trained
+from ..train import TrainConfig
+from ..train.saved_model import load_trained
 from .compare import compare
 from .m_tradeoff import m_tradeoff
 from .report import write_report
