@@ -102,6 +102,14 @@ def test_no_module_renames_files_into_place_by_hand():
     assert offenders == []
 
 
+def test_no_module_writes_csv_by_hand():
+    """One CSV writer: the package and its scripts call write_csv instead of csv.writer/DictWriter."""
+    root = SRC.parents[1]
+    offenders = [str(p.relative_to(root)) for d in ("src", "scripts", "benchmarks") for p in (root / d).rglob("*.py")
+                 if p.name != "fileio.py" and re.search(r"csv\.(Dict)?[wW]riter\(", p.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
 def test_write_csv_columns_missing_and_extra_keys(tmp_path, umask_027):
     rows = [{"a": 1, "b": 0.123456}, {"b": None, "c": "x,y"}]
     p = write_csv(rows, tmp_path / "out" / "t.csv")

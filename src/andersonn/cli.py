@@ -171,8 +171,9 @@ def residuals(
     """Relative residual vs iteration on a random input, forward iteration vs Anderson(m)."""
     import torch
 
+    from .fileio import atomic_write_text, write_csv
     from .study import residual_study
-    from .study.report import _plot_residuals, _write_csv
+    from .study.report import plot_residuals, residual_summary
 
     if not tol > 0:
         _fail(f"--tol must be > 0, got {tol}")
@@ -182,9 +183,9 @@ def residuals(
     x = torch.randn(batch, channels, size, size)
     rows = residual_study(f, x, ms=windows, tol=tol, max_iter=max_iter)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "residuals_summary.csv", [{k: v for k, v in r.items() if k != "trace"} for r in rows])
-    (out / "residuals.json").write_text(json.dumps(rows, indent=2))
-    _plot_residuals(rows, out / "residuals.png")
+    write_csv(residual_summary(rows), out / "residuals_summary.csv")
+    atomic_write_text(json.dumps(rows, indent=2), out / "residuals.json")
+    plot_residuals(rows, out / "residuals.png")
     for r in rows:
         typer.echo(f"{r['solver']:>14}: NFE to tol {r['nfe_to_tol']:5.1f}, time {r['time_to_tol_s']:.3f}s, "
                    f"residual after {max_iter} its {r['trace'][-1]:.1e}")
@@ -211,8 +212,8 @@ def m_tradeoff_cmd(
 ) -> None:
     """Test accuracy, inference time and NFE against the Anderson window m, for a trained model."""
     from .data import load_dataset
+    from .fileio import write_csv
     from .study import m_tradeoff
-    from .study.report import _write_csv
 
     windows = _windows(ms)
     if not (model / "config.json").is_file():
@@ -224,7 +225,7 @@ def m_tradeoff_cmd(
     ds = _guard(load_dataset, cfg["dataset"], data_dir or cfg.get("data_dir"), **cfg.get("dataset_options", {}))
     rows = m_tradeoff(model, ds, ms=windows, max_test=max_test)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "m_tradeoff.csv", rows)
+    write_csv(rows, out / "m_tradeoff.csv")
     for r in rows:
         typer.echo(f"{r['solver']:>14}: accuracy {100 * r['test_accuracy']:.1f}%, time {r['inference_time_s']:.2f}s, NFE {r['inference_nfe']:.1f}")
 

@@ -6,13 +6,13 @@ files, one trained on ``alms-polarity`` screens molecule files (CSV ``name,smile
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
+from .fileio import atomic_write_text, write_csv
 from .train.saved_model import load_trained
 
 TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molecules"}
@@ -111,19 +111,12 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
 
 def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
     """CSV (probabilities flattened to ``p_<class>`` columns) or JSON, by the suffix of ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".json":
-        out.write_text(json.dumps(rows, indent=2, default=str))
+        atomic_write_text(json.dumps(rows, indent=2, default=str), out)
         return
     flat = []
     for r in rows:
         row = {k: v for k, v in r.items() if k != "probabilities"}
         row.update({f"p_{k}": v for k, v in (r.get("probabilities") or {}).items()})
         flat.append(row)
-    keys: list[str] = []
-    for r in flat:
-        keys += [k for k in r if k not in keys]
-    with open(out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(flat)
+    write_csv(flat, out)  # columns: every key, in the order first seen

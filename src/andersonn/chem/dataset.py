@@ -36,7 +36,7 @@ from andersonn.chem.mol import inchikey, parse_smiles
 from andersonn.chem.sources import XTB_LABELS_CSV, load_covid_drugs, load_qm9, read_labels_csv
 from andersonn.fileio import atomic_path
 
-__all__ = ["POLARITY_THRESHOLD_DEBYE", "CLASS_NAMES", "load_polarity", "polarity_class"]
+__all__ = ["POLARITY_THRESHOLD_DEBYE", "CLASS_NAMES", "default_cache_dir", "load_polarity", "polarity_class"]
 
 # 3.0 D: see NOTES-chem.md.  Between the QM9 median (~2.5 D) and the drug-like
 # median (~3.8 D), it is a round value of the pooled median (so classes are
@@ -58,7 +58,8 @@ def polarity_class(dipole_debye: float, threshold: float = POLARITY_THRESHOLD_DE
     return int(dipole_debye >= threshold)
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
+    """Where the molecule image caches go by default: ``$ANDERSONN_CACHE``, else ``~/.cache/andersonn``."""
     env = os.environ.get("ANDERSONN_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "andersonn"
 
@@ -118,7 +119,7 @@ def load_polarity(
     True
     """
     labels_csv = Path(labels_csv) if labels_csv is not None else XTB_LABELS_CSV
-    cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     params = {
         "v": _FORMAT_VERSION, "image_size": image_size, "max_molecules": max_molecules, "seed": seed,
         "n_qm9": n_qm9, "threshold": threshold, "test_fraction": test_fraction,

@@ -162,10 +162,10 @@ def load_qm9_images(cache_dir: str | Path | None = None, *, size: int | None = N
     """
     from sklearn.model_selection import train_test_split
 
-    from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, _default_cache_dir
+    from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, default_cache_dir
 
     threshold = POLARITY_THRESHOLD_DEBYE if threshold is None else threshold
-    cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     t0 = time.perf_counter()
     cache_size = QM9_IMAGE_SIZE if hydrogens == "folded" else QM9_EXPLICIT_H_IMAGE_SIZE
     size = cache_size if size is None else int(size)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -20,7 +18,7 @@ from ..data import ImageDataset, load_dataset
 from ..data.transforms import random_crop_flip
 from ..models import DEQClassifier, count_parameters, deq_classifier, explicit_classifier
 from . import distributed as D
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, write_csv
 from .checkpoint import atomic_save, load_checkpoint
 from .config import NOT_COMPARED, ConfigError, TrainConfig, setting_differences
 from .saved_model import save_model
@@ -158,12 +156,7 @@ def _epoch_batches(n: int, cfg: TrainConfig, epoch: int, info: D.DistInfo) -> li
 
 
 def _write_metrics(out: Path, metrics: list[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
-    writer.writeheader()
-    for row in metrics:
-        writer.writerow({k: row.get(k) for k in METRIC_FIELDS})
-    atomic_write_text(buf.getvalue(), out / "metrics.csv")
+    write_csv(metrics, out / "metrics.csv", METRIC_FIELDS)
     atomic_write_text(json.dumps(metrics, indent=2), out / "metrics.json")
 
 
