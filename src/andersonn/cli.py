@@ -15,7 +15,8 @@ app = typer.Typer(
     "Train DEQ classifiers with forward iteration ('standard') or Anderson ('accelerated'), compare them "
     "as in the poster's results table, and run the residual and m trade-off analyses.\n\n"
     "On Linux/glibc the command serves tensors up to 32 MiB from the C heap and keeps freed memory for "
-    "reuse (1.2x faster CPU solves, higher resident memory); ANDERSONN_TUNE_MALLOC=0 turns that off.",
+    "reuse (faster CPU solves, higher resident memory; measured in benchmarks/results/README.md); "
+    "ANDERSONN_TUNE_MALLOC=0 turns that off.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 
@@ -339,8 +340,8 @@ def _print_table(results: dict) -> None:
 
 
 def main() -> None:
-    # Large tensors from glibc's heap instead of one mmap each: 1.2x on CPU solves
-    # (andersonn.runtime; ANDERSONN_TUNE_MALLOC=0 turns it off).
+    # Large tensors from glibc's heap instead of one mmap each: faster CPU solves (andersonn.runtime;
+    # figures in benchmarks/results/README.md; ANDERSONN_TUNE_MALLOC=0 turns it off).
     from .runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
