@@ -13,7 +13,7 @@ MODULES = [
     "andersonn.deq", "andersonn.models.classifier", "andersonn.models.explicit", "andersonn.models.implicit",
     "andersonn.data", "andersonn.train.config", "andersonn.train.trainer", "andersonn.study.residuals",
     "andersonn.runtime", "andersonn.data.registry", "andersonn.study.metrics", "andersonn.study.evaluation",
-    "andersonn.fileio", "andersonn.train.saved_model", "andersonn.study.report",
+    "andersonn.fileio", "andersonn.train.saved_model", "andersonn.study.report", "andersonn.extras",
 ]
 
 

@@ -87,13 +87,15 @@ def _windows(text: str) -> list[int]:
 def _guard(fn, *args, **kwargs):
     """Run ``fn``, turning the project's expected errors into one clear line and exit code 2."""
     from .data import DatasetError
+    from .extras import MissingExtraError
     from .parallel import ClusterStartError
     from .solvers import SolverInputError
     from .train import ConfigError, TrainingError
 
     try:
         return fn(*args, **kwargs)
-    except (ConfigError, DatasetError, SolverInputError, TrainingError, FileNotFoundError, ClusterStartError) as exc:
+    except (ConfigError, DatasetError, SolverInputError, TrainingError, FileNotFoundError, ClusterStartError,
+            MissingExtraError) as exc:
         _fail(str(exc))
 
 
@@ -257,6 +259,9 @@ def label(
     limit: Annotated[Optional[int], typer.Option(help="Label only the first N molecules.")] = None,
 ) -> None:
     """Compute dipole-moment labels with a physics code, in parallel on Dask, cached and resumable."""
+    from .extras import require_extra
+
+    _guard(require_extra, "chem", "labelling molecules", ["rdkit", "tblite"] + (["pyscf"] if method == "b3lyp" else []))
     from .chem.labels import METHODS, label_file
 
     if method not in METHODS:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .extras import require_extra
 from .fileio import atomic_write_text, write_csv
 from .train.saved_model import load_trained
 
@@ -62,7 +63,8 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     ``run_dir=None`` takes the model shipped with the package for ``task``; with ``task="auto"``
     that is the pores model when every path is a ``.cif`` file, else the molecules one. Unreadable inputs give a row with an ``error`` and the rest carry on.
     Molecule images are built on Dask (``scheduler``: ``None`` a local cluster, an address, or
-    ``"synchronous"``); ``timing`` is filled with the throughput.
+    ``"synchronous"``); ``timing`` is filled with the throughput. Molecules need the ``chem`` extra and
+    structures the ``materials`` one (:class:`~andersonn.extras.MissingExtraError` otherwise).
     """
     if run_dir is None:
         if task == "auto":
@@ -78,12 +80,14 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     if TASKS[trained_on] != kind:
         raise ValueError(f"the model in {run_dir} was trained for {TASKS[trained_on]}, not {kind}")
     if kind == "pores":
+        require_extra("materials", "screening MOF structures", ["pymatgen"])
         from .materials.screen import screen_cifs
 
         return screen_cifs(list(paths), predict, image_size=size, class_names=meta["class_names"],
                            channels=meta.get("dataset_meta", {}).get("channels"))
     from functools import partial
 
+    require_extra("chem", "screening molecules", ["rdkit", "tblite"])
     from .chem.screen import geometry_images, graph_images, screen_file
 
     dmeta = meta.get("dataset_meta", {})
