@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from andersonn.extras import require_extra
+
 __all__ = ["ResultCache", "map_cached", "ClusterStartError"]
 
 
@@ -231,8 +233,6 @@ def map_cached(
 def _client(scheduler: str | None, n_workers: int | None):  # noqa: ANN202 - (Client, LocalCluster | None)
     """A Dask client: on a new local cluster of single-threaded processes (``scheduler=None``), or on the
     scheduler at that address. The caller closes both."""
-    from andersonn.extras import require_extra
-
     require_extra("dask", "computing on a Dask cluster (scheduler='synchronous' computes in this process)")
     from dask.distributed import Client, LocalCluster
 
