@@ -1,7 +1,9 @@
 """`pip install andersonn` is the DEQ library; chemistry, materials and Dask are extras (#16).
 
-A missing extra is simulated with ``sys.modules[name] = None`` in a subprocess (an import of it then
-fails as if it were not installed), never by uninstalling anything.
+A missing extra is simulated in a subprocess by a finder at the head of ``sys.meta_path`` that refuses
+the modules (an import of them then fails as if they were not installed), never by uninstalling anything.
+(``sys.modules[name] = None`` does that too, but scikit-learn reads ``sys.modules["pandas"]`` directly and
+breaks on a None there, which a real missing pandas does not do.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ CHEM, MATERIALS = list(EXTRAS["chem"]), list(EXTRAS["materials"])
 
 def _run(code: str, blocked: list[str] = (), timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter in which the modules ``blocked`` cannot be imported."""
-    prelude = f"import sys\nfor _m in {list(blocked)!r}:\n    sys.modules[_m] = None\n"
+    prelude = textwrap.dedent(f"""
+        import sys
+
+        class _NotInstalled:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] in {list(blocked)!r}:
+                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+                return None
+
+        sys.meta_path.insert(0, _NotInstalled())
+    """)
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=timeout, env=os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "200"})
 
