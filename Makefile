@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: 2.13.0 has a local CPU wheel; any other spec pulls GBs of CUDA.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	# every extra (chem, materials, dask): the demo and the tests cover the whole package
+	$(PY) -m pip install -q -e ".[all,dev]"
 	touch $(STAMP)
 
 demo: install
@@ -23,7 +24,7 @@ test: install
 	$(PY) -m pytest tests
 
 bench: install
-	$(PY) -m pip install -q -e ".[dev,bench]"
+	$(PY) -m pip install -q -e ".[all,dev,bench]"
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) benchmarks/run_all.py
 
 clean:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from andersonn.chem.errors import MoleculeError
-from andersonn.chem.labels import cache_key, compute_label, label_file, read_molecule_file
+from andersonn.chem.labels import LABEL_FIELDS, cache_key, compute_label, label_file, read_molecule_file
 from andersonn.chem.mol import inchikey, parse_smiles
 from andersonn.chem.qm import dft_dipole, xtb_dipole, xtb_optimize
 from andersonn.chem.sources import load_covid_drugs, load_qm9
@@ -88,6 +89,9 @@ def test_label_file_records_failures_and_uses_cache(tmp_path: Path) -> None:
     assert len(ResultCache(cache)) == 2  # methanol once (same InChIKey), the ammonium failure once
     text = out.read_text()
     assert "tblite GFN2-xTB" in text and text.count("\n") == 5
+    written = list(csv.DictReader(out.open()))
+    assert list(written[0]) == LABEL_FIELDS  # the label columns, in order
+    assert len(written[0]["dipole_debye"].split(".")[1]) == 4  # floats to 4 decimals
 
 
 def test_read_molecule_file_formats(tmp_path: Path) -> None:

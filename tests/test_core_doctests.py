@@ -12,7 +12,9 @@ MODULES = [
     "andersonn", "andersonn.solvers.registry", "andersonn.solvers.result", "andersonn.solvers.workspace",
     "andersonn.deq", "andersonn.models.classifier", "andersonn.models.explicit", "andersonn.models.implicit",
     "andersonn.data", "andersonn.train.config", "andersonn.train.trainer", "andersonn.study.residuals",
-    "andersonn.runtime", "andersonn.data.registry", "andersonn.study.metrics", "andersonn.study.evaluation", "andersonn.study.calibration",
+    "andersonn.runtime", "andersonn.data.registry", "andersonn.study.metrics", "andersonn.study.evaluation",
+    "andersonn.fileio", "andersonn.train.saved_model", "andersonn.study.report", "andersonn.extras",
+    "andersonn.study.calibration",
 ]
 
 

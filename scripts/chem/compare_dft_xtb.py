@@ -8,13 +8,13 @@ Writes src/andersonn/data/files/chem/dft_vs_xtb.csv and prints MAE / r / timings
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
 from andersonn.chem.labels import label_molecules
+from andersonn.fileio import write_csv
 from andersonn.chem.sources import CHEM_DATA_DIR, load_covid_drugs, load_qm9
 
 
@@ -42,10 +42,7 @@ def main() -> None:
             "dft_seconds": d.get("seconds"), "xtb_seconds": x.get("seconds"), "error": d.get("error") or x.get("error"),
             "pyscf_version": d.get("program_version"), "tblite_version": x.get("program_version"),
         })
-    with open(args.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, args.out)
     ok = [r for r in rows if not r["error"]]
     a = np.array([r["b3lyp_def2svp_debye"] for r in ok])
     b = np.array([r["xtb_same_geometry_debye"] for r in ok])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import sys
@@ -31,10 +30,11 @@ from pathlib import Path
 from rdkit import rdBase
 
 from andersonn.chem.errors import MoleculeError
-from andersonn.chem.labels import DEFAULT_CONFORMERS, KT_HARTREE, label_molecules, write_rows_csv
+from andersonn.chem.labels import DEFAULT_CONFORMERS, KT_HARTREE, LABEL_FIELDS, label_molecules
 from andersonn.chem.mol import inchikey, parse_smiles
 from andersonn.chem.qm import tblite_version
 from andersonn.chem.sources import chembl_approved_drugs, load_covid_drugs, rdkit_drug_like
+from andersonn.fileio import atomic_write_text, write_csv
 
 
 def distinct_molecules(pools: list[list[dict]]) -> tuple[list[dict], dict[str, int]]:
@@ -55,12 +55,6 @@ def distinct_molecules(pools: list[list[dict]]) -> tuple[list[dict], dict[str, i
             seen.add(key)
             out.append(m)
     return out, dropped
-
-
-def write_atomically(rows: list[dict], out: Path) -> None:
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    write_rows_csv(rows, tmp)
-    os.replace(tmp, out)
 
 
 def main() -> int:
@@ -104,7 +98,7 @@ def main() -> int:
         done.extend(rows)
         for key in stats_total:
             stats_total[key] += stats.get(key, 0)
-        write_atomically(done, args.out)
+        write_csv(done, args.out, LABEL_FIELDS, float_digits=4)
         print(f"chunk {k + 1}/{len(chunks)}: {len(done)} rows, {stats_total['failed']} failed, "
               f"{stats_total['cached']} from the cache, {time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -144,7 +138,7 @@ def main() -> int:
         "command": "python scripts/chem/label_dataset.py " + " ".join(sys.argv[1:]),
     }
     side = args.out.with_suffix(".json")
-    side.write_text(json.dumps(methods, indent=1) + "\n")
+    atomic_write_text(json.dumps(methods, indent=1) + "\n", side)
     print(f"{len(ok)} labelled of {len(done)}; wrote {args.out} and {side}")
     return 0
 

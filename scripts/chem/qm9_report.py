@@ -32,6 +32,7 @@ from andersonn.chem.baselines import cut_baseline, fingerprint_features, gbm_bas
 from andersonn.data import load_dataset
 from andersonn.study.evaluation import predict_proba, solver_comparison
 from andersonn.study.metrics import accuracy_by_margin, calibration_bins, classification_metrics
+from andersonn.fileio import write_csv
 from andersonn.train import load_trained
 
 MARGIN_EDGES = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 100.0]
@@ -109,10 +110,8 @@ def main() -> None:
         return
     if args.write_screen_input:
         pick = np.sort(np.random.default_rng(1).permutation(len(y_test))[: args.write_screen_input])
-        with open(args.out / "screen_input.csv", "w") as fh:
-            fh.write("name,smiles\n")
-            for i in pick:
-                fh.write(f"qm9_{refs[split]['index'][i]},{refs[split]['smiles'][i]}\n")
+        write_csv([{"name": f"qm9_{refs[split]['index'][i]}", "smiles": refs[split]["smiles"][i]} for i in pick],
+                  args.out / "screen_input.csv")
         print(f"wrote {args.out / 'screen_input.csv'} ({len(pick)} test molecules)")
         return
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from functools import partial
@@ -38,6 +37,7 @@ import torch
 from andersonn.chem.image import GEOMETRY_CHANNELS
 from andersonn.chem.qm9 import load_qm9_images
 from andersonn.chem.screen import geometry_images
+from andersonn.fileio import atomic_path, atomic_write_text
 from andersonn.parallel import ResultCache, map_cached
 from andersonn.screening import SCREEN_CALIBRATION, shipped_model
 from andersonn.study.calibration import expected_calibration_error, fit_logit_scaling, softmax
@@ -55,10 +55,9 @@ def _image_chunk(item: dict) -> dict:
     ok = [i for i, b in enumerate(built) if not isinstance(b, str)]
     failed = [{"name": item["rows"][i]["name"], "reason": b} for i, b in enumerate(built) if isinstance(b, str)]
     path = Path(item["path"])
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
     x = np.stack([built[i] for i in ok]) if ok else np.zeros((0, len(item["channels"]), item["size"], item["size"]), np.float32)
-    np.savez_compressed(tmp, x=x.astype(np.float32), names=np.asarray([item["rows"][i]["name"] for i in ok], dtype=str))
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
+        np.savez_compressed(tmp, x=x.astype(np.float32), names=np.asarray([item["rows"][i]["name"] for i in ok], dtype=str))
     return {"path": path.name, "n": len(ok), "failed": failed, "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -188,7 +187,7 @@ def main() -> int:
             "cut_debye_fitted_on_val": cut, "accuracy": float(((mu >= cut) == test["y"]).mean()),
             "accuracy_at_threshold": float(((mu >= thr) == test["y"]).mean())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_text(json.dumps(out, indent=1) + "\n", args.out)
     r, c = out["test"]["model_probabilities"], out["test"]["recalibrated"]
     print(f"test ({len(test['y'])}): accuracy {r['accuracy']:.4f} -> {c['accuracy']:.4f}, ECE {r['ece']:.3f} -> {c['ece']:.3f}, "
           f"Brier {r['brier']:.3f} -> {c['brier']:.3f}; scale {scaling.scale:.3f}, bias {scaling.bias[1]:+.3f}")

@@ -18,13 +18,13 @@ Usage (after `andersonn train --dataset alms-pores --dataset-option mode=full ..
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from andersonn.fileio import write_csv
 from andersonn.materials.baseline import LABEL_COLUMN, all_baselines
 from andersonn.materials.channels import CHANNELS
 from andersonn.materials.coremof import coremof_table
@@ -158,10 +158,7 @@ def write_table(results: dict, path: Path) -> None:
                      "nucleic_precision": b.get("nucleic_acid", {}).get("precision"),
                      "nucleic_recall": b.get("nucleic_acid", {}).get("recall"),
                      "train_time_s": "", "inference_s": "", "inference_nfe": ""})
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["model"])
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, path, None if rows else ["model"])
 
 
 def plot(results: dict, out: Path) -> None:

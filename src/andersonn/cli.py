@@ -15,7 +15,8 @@ app = typer.Typer(
     "Train DEQ classifiers with forward iteration ('standard') or Anderson ('accelerated'), compare them "
     "as in the poster's results table, and run the residual and m trade-off analyses.\n\n"
     "On Linux/glibc the command serves tensors up to 32 MiB from the C heap and keeps freed memory for "
-    "reuse (1.2x faster CPU solves, higher resident memory); ANDERSONN_TUNE_MALLOC=0 turns that off.",
+    "reuse (faster CPU solves, higher resident memory; measured in benchmarks/results/README.md); "
+    "ANDERSONN_TUNE_MALLOC=0 turns that off.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 
@@ -86,13 +87,15 @@ def _windows(text: str) -> list[int]:
 def _guard(fn, *args, **kwargs):
     """Run ``fn``, turning the project's expected errors into one clear line and exit code 2."""
     from .data import DatasetError
+    from .extras import MissingExtraError
     from .parallel import ClusterStartError
     from .solvers import SolverInputError
     from .train import ConfigError, TrainingError
 
     try:
         return fn(*args, **kwargs)
-    except (ConfigError, DatasetError, SolverInputError, TrainingError, FileNotFoundError, ClusterStartError) as exc:
+    except (ConfigError, DatasetError, SolverInputError, TrainingError, FileNotFoundError, ClusterStartError,
+            MissingExtraError) as exc:
         _fail(str(exc))
 
 
@@ -171,8 +174,9 @@ def residuals(
     """Relative residual vs iteration on a random input, forward iteration vs Anderson(m)."""
     import torch
 
+    from .fileio import atomic_write_text, write_csv
     from .study import residual_study
-    from .study.report import _plot_residuals, _write_csv
+    from .study.report import plot_residuals, residual_summary
 
     if not tol > 0:
         _fail(f"--tol must be > 0, got {tol}")
@@ -182,9 +186,9 @@ def residuals(
     x = torch.randn(batch, channels, size, size)
     rows = residual_study(f, x, ms=windows, tol=tol, max_iter=max_iter)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "residuals_summary.csv", [{k: v for k, v in r.items() if k != "trace"} for r in rows])
-    (out / "residuals.json").write_text(json.dumps(rows, indent=2))
-    _plot_residuals(rows, out / "residuals.png")
+    write_csv(residual_summary(rows), out / "residuals_summary.csv")
+    atomic_write_text(json.dumps(rows, indent=2), out / "residuals.json")
+    plot_residuals(rows, out / "residuals.png")
     for r in rows:
         typer.echo(f"{r['solver']:>14}: NFE to tol {r['nfe_to_tol']:5.1f}, time {r['time_to_tol_s']:.3f}s, "
                    f"residual after {max_iter} its {r['trace'][-1]:.1e}")
@@ -193,7 +197,7 @@ def residuals(
 
 def _layer(model_dir: Path | None, channels: int, inner: int, size: int):
     from .models import ImplicitConvBlock
-    from .train import load_trained
+    from .train.saved_model import load_trained
 
     if model_dir is None:
         return ImplicitConvBlock(channels, inner).eval(), channels, size
@@ -211,8 +215,8 @@ def m_tradeoff_cmd(
 ) -> None:
     """Test accuracy, inference time and NFE against the Anderson window m, for a trained model."""
     from .data import load_dataset
+    from .fileio import write_csv
     from .study import m_tradeoff
-    from .study.report import _write_csv
 
     windows = _windows(ms)
     if not (model / "config.json").is_file():
@@ -224,7 +228,7 @@ def m_tradeoff_cmd(
     ds = _guard(load_dataset, cfg["dataset"], data_dir or cfg.get("data_dir"), **cfg.get("dataset_options", {}))
     rows = m_tradeoff(model, ds, ms=windows, max_test=max_test)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "m_tradeoff.csv", rows)
+    write_csv(rows, out / "m_tradeoff.csv")
     for r in rows:
         typer.echo(f"{r['solver']:>14}: accuracy {100 * r['test_accuracy']:.1f}%, time {r['inference_time_s']:.2f}s, NFE {r['inference_nfe']:.1f}")
 
@@ -255,6 +259,9 @@ def label(
     limit: Annotated[Optional[int], typer.Option(help="Label only the first N molecules.")] = None,
 ) -> None:
     """Compute dipole-moment labels with a physics code, in parallel on Dask, cached and resumable."""
+    from .extras import require_extra
+
+    _guard(require_extra, "chem", "labelling molecules", ["rdkit", "tblite"] + (["pyscf"] if method == "b3lyp" else []))
     from .chem.labels import METHODS, label_file
 
     if method not in METHODS:
@@ -338,8 +345,8 @@ def _print_table(results: dict) -> None:
 
 
 def main() -> None:
-    # Large tensors from glibc's heap instead of one mmap each: 1.2x on CPU solves
-    # (andersonn.runtime; ANDERSONN_TUNE_MALLOC=0 turns it off).
+    # Large tensors from glibc's heap instead of one mmap each: faster CPU solves (andersonn.runtime;
+    # figures in benchmarks/results/README.md; ANDERSONN_TUNE_MALLOC=0 turns it off).
     from .runtime import tune_cpu_allocator
 
     tune_cpu_allocator()

@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from andersonn.extras import require_extra
+
 __all__ = ["ResultCache", "map_cached", "ClusterStartError"]
 
 
@@ -231,6 +233,7 @@ def map_cached(
 def _client(scheduler: str | None, n_workers: int | None):  # noqa: ANN202 - (Client, LocalCluster | None)
     """A Dask client: on a new local cluster of single-threaded processes (``scheduler=None``), or on the
     scheduler at that address. The caller closes both."""
+    require_extra("dask", "computing on a Dask cluster (scheduler='synchronous' computes in this process)")
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -264,9 +267,9 @@ def _run_dask(
     n_workers: int | None,
     bar: Any,
 ) -> None:
+    client, cluster = _client(scheduler, n_workers)  # first: it says so when Dask is not installed
     from dask.distributed import as_completed
 
-    client, cluster = _client(scheduler, n_workers)
     try:
         futures = {}
         for key, item in todo.items():
@@ -315,9 +318,9 @@ def map_chunks(
                 results[k] = fn(c)
                 bar.update(len(c))
         else:
+            client, cluster = _client(scheduler, n_workers)  # first: it says so when Dask is not installed
             from dask.distributed import as_completed
 
-            client, cluster = _client(scheduler, n_workers)
             try:
                 futures = {client.submit(fn, c, pure=False): k for k, c in enumerate(chunks)}
                 for fut in as_completed(futures):

@@ -6,9 +6,11 @@ page-faulted in afresh, page by page, when the next one is made. A fixed-point s
 and drops state-sized tensors every iteration (f's activations, f(z), the next iterate), so
 on the poster's layer a good part of each iteration went to the kernel zeroing and mapping
 pages. :func:`tune_cpu_allocator` tells glibc to serve allocations up to 32 MiB from its
-heap and to keep freed heap memory for reuse: measured 1.29x on an Anderson solve, 1.17x on
-forward iteration and 1.26x on a training epoch (``benchmarks/malloc_probe.py``), at the price
-of a process that keeps its peak heap instead of handing it back to the OS (+280 MB there).
+heap and to keep freed heap memory for reuse: solves and training epochs run faster, at the
+price of a process that keeps its peak heap instead of handing it back to the OS. What it
+gains and costs is measured by ``benchmarks/malloc_probe.py``; the figures are in
+``benchmarks/results/README.md`` ("The CPU allocator setting"), not here, so there is one
+place to update when they change.
 
 The ``andersonn`` command calls it at start-up (``ANDERSONN_TUNE_MALLOC=0`` turns that
 off); library users call it themselves. It does nothing where the C library is not glibc.

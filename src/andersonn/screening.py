@@ -6,14 +6,15 @@ files, one trained on ``alms-polarity`` screens molecule files (CSV ``name,smile
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
-from .train import load_trained
+from .extras import require_extra
+from .fileio import atomic_write_text, write_csv
+from .train.saved_model import load_trained
 
 TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molecules"}
 #: Where the trained models shipped with the package live, one folder per task.
@@ -80,7 +81,8 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     ``run_dir=None`` takes the model shipped with the package for ``task``; with ``task="auto"``
     that is the pores model when every path is a ``.cif`` file, else the molecules one. Unreadable inputs give a row with an ``error`` and the rest carry on.
     Molecule images are built on Dask (``scheduler``: ``None`` a local cluster, an address, or
-    ``"synchronous"``); ``timing`` is filled with the throughput.
+    ``"synchronous"``); ``timing`` is filled with the throughput. Molecules need the ``chem`` extra and
+    structures the ``materials`` one (:class:`~andersonn.extras.MissingExtraError` otherwise).
     """
     if run_dir is None:
         if task == "auto":
@@ -96,12 +98,14 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     if TASKS[trained_on] != kind:
         raise ValueError(f"the model in {run_dir} was trained for {TASKS[trained_on]}, not {kind}")
     if kind == "pores":
+        require_extra("materials", "screening MOF structures", ["pymatgen"])
         from .materials.screen import screen_cifs
 
         return screen_cifs(list(paths), predict, image_size=size, class_names=meta["class_names"],
                            channels=meta.get("dataset_meta", {}).get("channels"))
     from functools import partial
 
+    require_extra("chem", "screening molecules", ["rdkit", "tblite"])
     from .chem.screen import geometry_images, graph_images, screen_file
 
     dmeta = meta.get("dataset_meta", {})
@@ -132,19 +136,12 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
 
 def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
     """CSV (probabilities flattened to ``p_<class>`` columns) or JSON, by the suffix of ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".json":
-        out.write_text(json.dumps(rows, indent=2, default=str))
+        atomic_write_text(json.dumps(rows, indent=2, default=str), out)
         return
     flat = []
     for r in rows:
         row = {k: v for k, v in r.items() if k != "probabilities"}
         row.update({f"p_{k}": v for k, v in (r.get("probabilities") or {}).items()})
         flat.append(row)
-    keys: list[str] = []
-    for r in flat:
-        keys += [k for k in r if k not in keys]
-    with open(out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(flat)
+    write_csv(flat, out)  # columns: every key, in the order first seen

@@ -34,8 +34,9 @@ from andersonn.chem.errors import MoleculeError
 from andersonn.chem.image import DEFAULT_IMAGE_SIZE, N_CHANNELS, mol_to_image
 from andersonn.chem.mol import inchikey, parse_smiles
 from andersonn.chem.sources import XTB_LABELS_CSV, load_covid_drugs, load_qm9, read_labels_csv
+from andersonn.fileio import atomic_path
 
-__all__ = ["POLARITY_THRESHOLD_DEBYE", "CLASS_NAMES", "load_polarity", "polarity_class"]
+__all__ = ["POLARITY_THRESHOLD_DEBYE", "CLASS_NAMES", "default_cache_dir", "load_polarity", "polarity_class"]
 
 # 3.0 D: see NOTES-chem.md.  Between the QM9 median (~2.5 D) and the drug-like
 # median (~3.8 D), it is a round value of the pooled median (so classes are
@@ -57,7 +58,8 @@ def polarity_class(dipole_debye: float, threshold: float = POLARITY_THRESHOLD_DE
     return int(dipole_debye >= threshold)
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
+    """Where the molecule image caches go by default: ``$ANDERSONN_CACHE``, else ``~/.cache/andersonn``."""
     env = os.environ.get("ANDERSONN_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "andersonn"
 
@@ -117,7 +119,7 @@ def load_polarity(
     True
     """
     labels_csv = Path(labels_csv) if labels_csv is not None else XTB_LABELS_CSV
-    cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     params = {
         "v": _FORMAT_VERSION, "image_size": image_size, "max_molecules": max_molecules, "seed": seed,
         "n_qm9": n_qm9, "threshold": threshold, "test_fraction": test_fraction,
@@ -134,15 +136,13 @@ def load_polarity(
         }
     data = _build(image_size, max_molecules, seed, n_qm9, threshold, test_fraction, labels_csv)
     data["meta"]["params"] = params
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp.npz")
     tr_crops, tr_sizes = _pack(data["x_train"])
     te_crops, te_sizes = _pack(data["x_test"])
-    np.savez(
-        tmp, train_crops=tr_crops, train_sizes=tr_sizes, y_train=data["y_train"], test_crops=te_crops,
-        test_sizes=te_sizes, y_test=data["y_test"], meta=json.dumps(data["meta"]),
-    )
-    tmp.replace(cache_file)
+    with atomic_path(cache_file, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to a name without it
+        np.savez(
+            tmp, train_crops=tr_crops, train_sizes=tr_sizes, y_train=data["y_train"], test_crops=te_crops,
+            test_sizes=te_sizes, y_test=data["y_test"], meta=json.dumps(data["meta"]),
+        )
     return data
 
 

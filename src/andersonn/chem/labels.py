@@ -43,14 +43,17 @@ from andersonn.chem.conformers import conformer_coordinates, embed_conformers
 from andersonn.chem.errors import MoleculeError
 from andersonn.chem.mol import canonical_smiles, inchikey, parse_smiles
 from andersonn.chem.qm import dft_dipole, pyscf_version, tblite_version, xtb_dipole, xtb_optimize
+from andersonn.fileio import write_csv
 from andersonn.parallel import ResultCache, map_cached
 
-__all__ = ["METHODS", "compute_label", "label_molecules", "label_file", "read_molecule_file", "cache_key"]
+__all__ = ["METHODS", "LABEL_FIELDS", "compute_label", "label_molecules", "label_file", "read_molecule_file", "cache_key"]
 
 METHODS = ("gfn2", "gfn2-1conf", "gfn2-opt", "b3lyp")
 KT_HARTREE = 0.000944186  # k_B * 298.15 K in Hartree
 DEFAULT_CONFORMERS = 10
-_CSV_FIELDS = [
+#: The columns of a label CSV (:func:`label_file`; write others with
+#: ``andersonn.fileio.write_csv(rows, path, LABEL_FIELDS, float_digits=4)``).
+LABEL_FIELDS = [
     "name", "source", "smiles", "canonical_smiles", "inchikey", "n_heavy_atoms", "method", "dipole_debye",
     "dipole_lowest_debye", "dipole_first_debye", "lowest_conformer", "xtb_same_geometry_debye", "n_conformers",
     "force_field", "seconds", "program", "program_version", "rdkit_version", "error",
@@ -278,16 +281,6 @@ def label_molecules(
     return rows
 
 
-def write_rows_csv(rows: list[dict[str, Any]], path: Path, fields: list[str] | tuple[str, ...] | None = None) -> None:
-    """Write ``rows`` to ``path`` with the given columns (floats to 4 decimals); used by labelling and screening."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(fields or _CSV_FIELDS), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-
-
 def label_file(
     input_path: str | Path,
     method: str = "gfn2",
@@ -332,5 +325,5 @@ def label_file(
     rows = label_molecules(mols, method, cache_path, scheduler=scheduler, n_workers=n_workers, n_conformers=n_conformers,
                            stats=stats)
     if output_path is not None:
-        write_rows_csv(rows, Path(output_path))
+        write_csv(rows, output_path, LABEL_FIELDS, float_digits=4)
     return rows

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from andersonn.chem.errors import MoleculeError
+from andersonn.fileio import atomic_path, atomic_write_text
 from andersonn.chem.image import GEOMETRY_CHANNELS, GEOMETRY_IMAGE_VERSION, structure_to_image
 
 __all__ = ["QM9_IMAGE_SIZE", "build_qm9_cache", "load_qm9_images", "qm9_image_record"]
@@ -82,11 +82,10 @@ def _build_chunk(item: dict[str, Any]) -> dict[str, Any]:
         smiles.append(ref["smiles"])
     path = Path(item["path"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, crops=np.concatenate(crops) if crops else np.zeros(0, np.float32),
-                        fields=np.asarray(fields, dtype=np.float64).reshape(-1, len(_FIELDS)),
-                        smiles=np.asarray(smiles, dtype=str))
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to a name without it
+        np.savez_compressed(tmp, crops=np.concatenate(crops) if crops else np.zeros(0, np.float32),
+                            fields=np.asarray(fields, dtype=np.float64).reshape(-1, len(_FIELDS)),
+                            smiles=np.asarray(smiles, dtype=str))
     return {"path": path.name, "n": len(fields), "failed": failed, "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -127,9 +126,7 @@ def build_qm9_cache(cache_dir: str | Path, *, size: int = QM9_IMAGE_SIZE, hydrog
                              desc="QM9 images", progress=progress)
     out = [records[name] for name in sorted(items)]
     if all("error" not in r for r in out):
-        tmp = manifest.with_name(f"manifest.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"chunks": sorted(items), "n_molecules": len(mols)}))
-        os.replace(tmp, manifest)
+        atomic_write_text(json.dumps({"chunks": sorted(items), "n_molecules": len(mols)}), manifest)
     return folder, out
 
 
@@ -165,10 +162,10 @@ def load_qm9_images(cache_dir: str | Path | None = None, *, size: int | None = N
     """
     from sklearn.model_selection import train_test_split
 
-    from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, _default_cache_dir
+    from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, default_cache_dir
 
     threshold = POLARITY_THRESHOLD_DEBYE if threshold is None else threshold
-    cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     t0 = time.perf_counter()
     cache_size = QM9_IMAGE_SIZE if hydrogens == "folded" else QM9_EXPLICIT_H_IMAGE_SIZE
     size = cache_size if size is None else int(size)

@@ -23,8 +23,9 @@ import numpy as np
 from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, polarity_class
 from andersonn.chem.errors import MoleculeError
 from andersonn.chem.image import DEFAULT_IMAGE_SIZE, mol_to_image
-from andersonn.chem.labels import read_molecule_file, write_rows_csv
+from andersonn.chem.labels import read_molecule_file
 from andersonn.chem.mol import parse_smiles
+from andersonn.fileio import write_csv
 
 __all__ = ["screen_file", "format_screen_table", "graph_images", "geometry_images"]
 
@@ -161,7 +162,7 @@ def screen_file(
         timing.update(images_s=round(t_images - t0, 3), inference_s=round(total - (t_images - t0), 3),
                       total_s=round(total, 3), molecules_per_s=round(len(rows) / total, 2) if total > 0 else 0.0)
     if output_path is not None:
-        write_rows_csv(rows, Path(output_path), _FIELDS)
+        write_csv(rows, output_path, _FIELDS, float_digits=4)
     return rows
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from andersonn.chem.errors import MoleculeError
 from andersonn.chem.mol import parse_smiles
+from andersonn.extras import require_extra
 
 __all__ = [
     "CHEM_DATA_DIR", "COVID_DRUGS_CSV", "XTB_LABELS_CSV", "load_covid_drugs", "qm9_csv_paths",
@@ -56,9 +57,10 @@ def qm9_csv_paths() -> list[Path]:
     """The three QM9 CSVs shipped in the ``qm9pack`` wheel."""
     import importlib.util
 
+    require_extra("chem", "reading QM9", ["qm9pack"])
     spec = importlib.util.find_spec("qm9pack")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("qm9pack is not installed (pip install qm9pack)")
+        raise ImportError("qm9pack is installed without its package folder: pip install --force-reinstall qm9pack")
     root = Path(list(spec.submodule_search_locations)[0]) / "data"
     paths = [root / f"qm9_part{i}.csv" for i in (1, 2, 3)]
     missing = [p for p in paths if not p.exists()]
@@ -80,6 +82,7 @@ def load_qm9(
     ``with_geometry`` also ``numbers`` and ``positions`` (Angstrom, the QM9
     B3LYP geometry).  ``n`` draws a random subset (``seed``), else all ~131k.
     """
+    require_extra("chem", "reading QM9", ["qm9pack", "pandas"])
     import pandas as pd
 
     cols = ["Index", "SMILES", "Dipole_debye"] + (["Elements", "XYZ_Ang"] if with_geometry else [])

@@ -3,7 +3,8 @@
 The heavy lifting (RDKit/pymatgen featurisation, physics labels, caches) lives in
 :mod:`andersonn.chem` and :mod:`andersonn.materials`; this module only adapts their
 arrays to :class:`ImageDataset`, importing them lazily so the core package does not
-need RDKit or pymatgen to start.
+need RDKit or pymatgen to start. Loading one without its extra (``chem`` or ``materials``)
+is a one-line :class:`~andersonn.extras.MissingExtraError` naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..extras import require_extra
 from .registry import DatasetError, ImageDataset, register_dataset
 
 
@@ -45,11 +47,10 @@ def load_alms_pores(data_dir: Path | None = None, image_size: int = 32, max_stru
     ablations; the default keeps all 16. The first call
     builds the image cache in parallel (about 0.8 s a structure per worker); later calls load it.
     """
-    try:
-        from ..materials.channels import select_channels
-        from ..materials.pores import MODES, load_pores
-    except ImportError as exc:
-        raise DatasetError(f"alms-pores needs pymatgen and core-mof ({exc}); reinstall the package") from None
+    require_extra("materials", "the alms-pores dataset", ["pymatgen", "CoRE_MOF"])
+    from ..materials.channels import select_channels
+    from ..materials.pores import MODES, load_pores
+
     if mode not in MODES:
         raise DatasetError(f"alms-pores: unknown mode {mode!r}; the modes are {', '.join(MODES)}")
     try:
@@ -69,10 +70,9 @@ def load_alms_polarity(data_dir: Path | None = None, image_size: int = 32, max_m
     Defaults sized for CPU training: 32x32 images (molecules of up to 32 heavy atoms; larger ones are
     listed in ``meta["skipped"]``) and 3,000 molecules; ``max_molecules=None`` takes the whole pool.
     """
-    try:
-        from ..chem.dataset import POLARITY_THRESHOLD_DEBYE, load_polarity
-    except ImportError as exc:
-        raise DatasetError(f"alms-polarity needs RDKit and qm9pack ({exc}); reinstall the package") from None
+    require_extra("chem", "the alms-polarity dataset", ["rdkit"])  # QM9 itself says so when its cache is built
+    from ..chem.dataset import POLARITY_THRESHOLD_DEBYE, load_polarity
+
     data = load_polarity(cache_dir=data_dir, image_size=image_size, max_molecules=max_molecules, seed=seed,
                          n_qm9=n_qm9, threshold=POLARITY_THRESHOLD_DEBYE if threshold is None else threshold)
     return _to_dataset("alms-polarity", data)
@@ -90,11 +90,10 @@ def load_alms_qm9(data_dir: Path | None = None, image_size: int = 9, max_molecul
     ablations); the default keeps them all. The first call images QM9 in parallel (~17 minutes on 2
     cores for all 130,831 molecules); later calls load the cache in about a minute.
     """
-    try:
-        from ..chem.image import GEOMETRY_CHANNELS
-        from ..chem.qm9 import load_qm9_images
-    except ImportError as exc:
-        raise DatasetError(f"alms-qm9 needs RDKit, tblite and qm9pack ({exc}); reinstall the package") from None
+    require_extra("chem", "the alms-qm9 dataset", ["rdkit", "tblite"])  # tblite: checked here, not per molecule in a worker
+    from ..chem.image import GEOMETRY_CHANNELS
+    from ..chem.qm9 import load_qm9_images
+
     keep = None
     if channels:
         names = [c.strip() for c in channels.split(",") if c.strip()]

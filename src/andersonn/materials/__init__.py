@@ -12,10 +12,18 @@ Public API (each documented in its module):
 * :func:`descriptor_baseline`, :func:`all_baselines`              -- ``baseline``
 * :func:`screen_cifs`                                             -- ``screen``
 
+Needs the ``materials`` extra (``pip install 'andersonn[materials]'``): importing it without pymatgen
+is a one-line :class:`~andersonn.extras.MissingExtraError` saying so.
+
 >>> from andersonn.materials import CLASS_NAMES
 >>> CLASS_NAMES
 ['gas', 'small-molecule', 'large-molecule', 'nucleic-acid']
 """
+
+from andersonn.extras import require_extra
+
+require_extra("materials", "andersonn.materials", ["pymatgen"])
+
 
 from andersonn.materials.baseline import all_baselines, descriptor_baseline
 from andersonn.materials.cache import build_image_cache

@@ -17,7 +17,7 @@ from the atoms, kept so that reports can compare them with Zeo++'s; they are
 not the labels (those are Zeo++'s PLD from the CoRE MOF table).
 
 A key is ``"<refcode>@s<SIZE>@v<IMAGE_VERSION>"``.  Each image is written to a
-temporary file and moved into place with ``os.replace`` *before* its record is
+temporary file and moved into place (:func:`andersonn.fileio.atomic_open`) *before* its record is
 stored, so a build killed at any moment leaves only complete images and
 records; re-running computes only the structures without a record.  The work
 is spread by :func:`andersonn.parallel.map_cached` (a local Dask cluster by
@@ -36,7 +36,6 @@ default, ``scheduler="synchronous"`` in-process, or a scheduler address).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from andersonn.fileio import atomic_open
 from andersonn.materials.channels import CACHED_CHANNELS
 from andersonn.parallel import ResultCache, map_cached
 
@@ -54,7 +54,6 @@ __all__ = [
     "build_image_record",
     "cache_key",
     "load_image",
-    "save_npy_atomic",
 ]
 
 #: Bump when the image definition changes, so old cache entries are not reused.
@@ -72,21 +71,6 @@ def cache_key(refcode: str, image_size: int) -> str:
     'ABAVIJ_clean@s32@v4'
     """
     return f"{refcode}@s{image_size}@v{IMAGE_VERSION}"
-
-
-def save_npy_atomic(array: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write ``array`` to ``path`` (.npy) via a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def build_image_record(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,7 +94,8 @@ def build_image_record(item: Mapping[str, Any]) -> dict[str, Any]:
     pores = pore_diameters(structure, grid=grid)
     image = structure_image(structure, int(item["image_size"]), graph=graph, grid=grid, pores=pores)
     # the pore-size planes are constant: the file keeps the other channels, the record the sizes
-    save_npy_atomic(image[: len(CACHED_CHANNELS)], Path(item["root"]) / item["npy"])
+    with atomic_open(Path(item["root"]) / item["npy"], "wb") as fh:
+        np.save(fh, image[: len(CACHED_CHANNELS)])
     comp = structure.composition.fractional_composition.get_el_amt_dict()
     return {
         "npy": item["npy"],

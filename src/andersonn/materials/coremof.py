@@ -15,9 +15,11 @@ from __future__ import annotations
 import csv
 import os
 import tarfile
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from andersonn.extras import require_extra
+from andersonn.fileio import atomic_write_bytes
 
 __all__ = ["DEFAULT_SET", "coremof_data_dir", "coremof_table", "extract_cifs"]
 
@@ -30,12 +32,9 @@ def coremof_data_dir() -> Path:
     >>> (coremof_data_dir() / "2019-ASR.csv").is_file()   # doctest: +SKIP
     True
     """
-    try:
-        import CoRE_MOF  # the import name of the ``core-mof`` distribution
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the CoRE MOF database is not installed: pip install 'core-mof==2019.1'"
-        ) from exc
+    require_extra("materials", "the CoRE MOF 2019 database", ["CoRE_MOF"])
+    import CoRE_MOF  # the import name of the ``core-mof`` distribution
+
     return Path(CoRE_MOF.__file__).resolve().parent / "data"
 
 
@@ -80,11 +79,7 @@ def extract_cifs(
                 ref = member.name.rsplit("/", 1)[-1][:-4]
                 if ref not in missing:
                     continue
-                data = tar.extractfile(member).read()
-                fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, paths[ref])
+                atomic_write_bytes(tar.extractfile(member).read(), paths[ref])
                 missing.discard(ref)
                 if not missing:
                     break

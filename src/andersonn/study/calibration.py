@@ -65,7 +65,9 @@ class LogitScaling:
         return softmax(self.logits(logits))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"kind": "logit_scaling", **asdict(self)}, indent=1) + "\n")
+        from andersonn.fileio import atomic_write_text
+
+        atomic_write_text(json.dumps({"kind": "logit_scaling", **asdict(self)}, indent=1) + "\n", path)
 
     @classmethod
     def load(cls, path: str | Path) -> LogitScaling:

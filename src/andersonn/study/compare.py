@@ -10,9 +10,10 @@ from typing import Any
 import torch
 
 from ..data import ImageDataset, load_dataset
-from ..train import ConfigError, TrainConfig, evaluate, load_trained, train
+from ..train import ConfigError, TrainConfig, evaluate, train
+from ..train.saved_model import load_trained
 from ..train.config import NOT_COMPARED, setting_differences
-from ..train.checkpoint import atomic_write_text
+from ..fileio import atomic_write_text
 
 SOLVERS = {"standard": "forward", "accelerated": "anderson"}
 BLOCK_KEYS = ["params", "train_accuracy", "test_accuracy", "best_test_accuracy", "train_time_s",

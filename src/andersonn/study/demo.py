@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 
 from ..data import available_datasets, load_dataset
-from ..train import TrainConfig, load_trained
+from ..fileio import atomic_write_text
+from ..train import TrainConfig
+from ..train.saved_model import load_trained
 from .compare import compare
 from .m_tradeoff import m_tradeoff
 from .report import write_report
@@ -47,5 +49,5 @@ def run_demo(out: Path, dataset: str = "auto", epochs: int = 4, max_train: int |
     residual_rows = residual_study(f_model.deq.f, x, ms=(1, 2, 3, 5, 8), tol=1e-4, max_iter=60)
     ds = load_dataset(name, **options)
     trained_rows = m_tradeoff(out / "accelerated", ds, ms=(1, 2, 3, 5, 8), max_test=max_test)
-    (out / "analyses.json").write_text(json.dumps({"residuals": residual_rows, "m_trained": trained_rows}, indent=2))
+    atomic_write_text(json.dumps({"residuals": residual_rows, "m_trained": trained_rows}, indent=2), out / "analyses.json")
     return write_report(out, results, residual_rows, residual_rows, trained_rows)

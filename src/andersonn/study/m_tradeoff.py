@@ -8,7 +8,8 @@ from typing import Any, Sequence
 import torch
 
 from ..data import ImageDataset
-from ..train import evaluate, load_trained
+from ..train import evaluate
+from ..train.saved_model import load_trained
 
 
 def m_tradeoff(run_dir: str | Path, dataset: ImageDataset, ms: Sequence[int] = (1, 2, 3, 5, 8),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 from pathlib import Path
@@ -14,19 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..train.checkpoint import atomic_write_text  # noqa: E402
+from ..fileio import atomic_write_text, write_csv  # noqa: E402
 
 COLORS = {"standard": "tab:red", "accelerated": "tab:blue"}
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    keys = list(rows[0])
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -101,7 +90,18 @@ def _plot_accuracy(history: dict[str, list[dict]], path: Path) -> None:
     fig.savefig(path, dpi=120); plt.close(fig)
 
 
-def _plot_residuals(rows: list[dict], path: Path) -> None:
+def residual_summary(rows: list[dict]) -> list[dict]:
+    """Rows of :func:`~andersonn.study.residual_study` without their ``trace`` (one CSV line per solver).
+
+    >>> residual_summary([{"solver": "forward", "nfe_to_tol": 30, "trace": [1.0, 0.5]}])
+    [{'solver': 'forward', 'nfe_to_tol': 30}]
+    """
+    return [{k: v for k, v in r.items() if k != "trace"} for r in rows]
+
+
+def plot_residuals(rows: list[dict], path: str | Path) -> None:
+    """Relative residual against iteration, one line per solver of :func:`~andersonn.study.residual_study`
+    (forward iteration in black), saved as a PNG at ``path``."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
         style = "k-" if r["method"] == "forward" else "-"
@@ -153,22 +153,22 @@ def write_report(out_dir: str | Path, results: dict[str, Any], residual_rows: li
     core = {k: v for k, v in results.items() if k != "history"}
     atomic_write_text(json.dumps(core, indent=2), out / "results.json")
     rows = table_rows(results)
-    _write_csv(out / "results_table.csv", [{"quantity": q, "standard": s, "accelerated": a} for q, s, a in rows])
-    _write_csv(out / "epochs.csv", [{"solver": k, **r} for k, v in history.items() for r in v])
+    write_csv([{"quantity": q, "standard": s, "accelerated": a} for q, s, a in rows], out / "results_table.csv")
     figures: list[tuple[str, str]] = []
     if history:
+        write_csv([{"solver": k, **r} for k, v in history.items() for r in v], out / "epochs.csv")
         _plot_accuracy(history, out / "accuracy_vs_epoch.png"); figures.append(("Accuracy vs epoch", "accuracy_vs_epoch.png"))
     _plot_speedup(results, out / "speedup.png"); figures.append(("Speedup and compute", "speedup.png"))
     if residual_rows:
         n = max(len(r["trace"]) for r in residual_rows)
-        _write_csv(out / "residuals.csv", [
+        write_csv([
             {"iteration": i + 1, **{r["solver"]: (r["trace"][i] if i < len(r["trace"]) else "") for r in residual_rows}}
-            for i in range(n)])
-        _write_csv(out / "residuals_summary.csv", [{k: v for k, v in r.items() if k != "trace"} for r in residual_rows])
-        _plot_residuals(residual_rows, out / "residuals.png"); figures.append(("Residual vs iteration", "residuals.png"))
+            for i in range(n)], out / "residuals.csv")
+        write_csv(residual_summary(residual_rows), out / "residuals_summary.csv")
+        plot_residuals(residual_rows, out / "residuals.png"); figures.append(("Residual vs iteration", "residuals.png"))
     if m_random_rows and m_trained_rows:
-        _write_csv(out / "m_tradeoff_random_input.csv", [{k: v for k, v in r.items() if k != "trace"} for r in m_random_rows])
-        _write_csv(out / "m_tradeoff_trained.csv", m_trained_rows)
+        write_csv(residual_summary(m_random_rows), out / "m_tradeoff_random_input.csv")
+        write_csv(m_trained_rows, out / "m_tradeoff_trained.csv")
         _plot_m(m_random_rows, m_trained_rows, out / "m_tradeoff.png"); figures.append(("The m trade-off", "m_tradeoff.png"))
 
     title = f"Deep AndersoNN study: {results['dataset']}"

@@ -1,9 +1,8 @@
-"""Training DEQ classifiers: config, loop, checkpoints, data parallelism."""
+"""Training DEQ classifiers: config, loop, checkpoints, data parallelism, and the saved model folder."""
 
 from .config import ConfigError, TrainConfig
-from .trainer import (
-    TrainResult, TrainingError, build_model, evaluate, export_best, load_trained, recalibrate_batchnorm, train,
-)
+from .saved_model import load_trained, save_model
+from .trainer import TrainResult, TrainingError, build_model, evaluate, export_best, recalibrate_batchnorm, train
 
-__all__ = ["TrainConfig", "ConfigError", "train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained", "recalibrate_batchnorm",
-           "export_best"]
+__all__ = ["TrainConfig", "ConfigError", "train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained",
+           "save_model", "recalibrate_batchnorm", "export_best"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_write_text
 from ..solvers import SolverInputError, available_solvers, get_solver
 
 __all__ = ["TrainConfig", "ConfigError", "NOT_COMPARED", "setting_differences"]
@@ -198,4 +199,4 @@ class TrainConfig:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2))
+        atomic_write_text(json.dumps(self.to_dict(), indent=2), path)

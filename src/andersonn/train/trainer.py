@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +18,12 @@ from ..data import ImageDataset, load_dataset
 from ..data.transforms import random_crop_flip
 from ..models import DEQClassifier, count_parameters, deq_classifier, explicit_classifier
 from . import distributed as D
-from .checkpoint import atomic_save, atomic_write_text, current_umask, load_checkpoint
+from ..fileio import atomic_write_text, write_csv
+from .checkpoint import atomic_save, load_checkpoint
 from .config import NOT_COMPARED, ConfigError, TrainConfig, setting_differences
+from .saved_model import save_model
 
-__all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "load_trained", "recalibrate_batchnorm",
-           "export_best"]
+__all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "recalibrate_batchnorm", "export_best"]
 
 CHECKPOINT = "checkpoint.pt"
 METRIC_FIELDS = [
@@ -158,12 +156,7 @@ def _epoch_batches(n: int, cfg: TrainConfig, epoch: int, info: D.DistInfo) -> li
 
 
 def _write_metrics(out: Path, metrics: list[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
-    writer.writeheader()
-    for row in metrics:
-        writer.writerow({k: row.get(k) for k in METRIC_FIELDS})
-    atomic_write_text(buf.getvalue(), out / "metrics.csv")
+    write_csv(metrics, out / "metrics.csv", METRIC_FIELDS)
     atomic_write_text(json.dumps(metrics, indent=2), out / "metrics.json")
 
 
@@ -402,7 +395,7 @@ def train(
             summary.update(chosen_epoch=best["epoch"], val_accuracy=best["val_accuracy"], val_loss=best["val_loss"],
                            epochs_run=len(metrics), stopped_early=bool(stopped_early), val_size=int(x_val.shape[0]),
                            test_evaluations=1)
-        _save_model(model, cfg, ds, out)
+        save_model(model, cfg, ds, out)
         atomic_write_text(json.dumps(summary, indent=2), out / "summary.json")
     D.teardown(info)
     return TrainResult(cfg, metrics, summary, out, completed=True)
@@ -428,7 +421,7 @@ def export_best(run_dir: str | Path, dest: str | Path, dataset: ImageDataset | N
 
     A long training stopped between sessions keeps, in its checkpoint, the weights of the epoch the
     validation split chose so far; this writes them to ``dest`` (``model.safetensors`` and
-    ``config.json``, loadable by :func:`load_trained`) with ``interim.json``: epochs done, the chosen
+    ``config.json``, loadable by :func:`~andersonn.train.saved_model.load_trained`) with ``interim.json``: epochs done, the chosen
     epoch, its validation accuracy, training time so far. The test split is not touched.
     """
     run, dest = Path(run_dir), Path(dest)
@@ -441,7 +434,7 @@ def export_best(run_dir: str | Path, dest: str | Path, dataset: ImageDataset | N
     model = build_model(cfg, ds.image_shape, ds.num_classes)
     model.load_state_dict(best["state"])
     dest.mkdir(parents=True, exist_ok=True)
-    _save_model(model, cfg, ds, dest)
+    save_model(model, cfg, ds, dest)
     info = {"interim": True, "source_run": str(run), "epochs_done": state["epoch"], "epochs_planned": cfg.epochs,
             "chosen_epoch": best["epoch"], "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
             "train_time_s": state["train_time"], "params": count_parameters(model), "metrics": state["metrics"]}
@@ -467,58 +460,3 @@ def _sharded_eval(net, x, y, cfg, device, info) -> dict[str, float]:
     ev = evaluate(net, x[shard], y[shard], cfg.batch_size // info.world_size, device)
     loss, correct, nfe, count = D.all_sum([ev["loss_sum"], ev["correct"], ev["nfe_sum"], ev["count"]], device, info)
     return {"loss": loss / count, "accuracy": correct / count, "nfe": nfe / count}
-
-
-def _save_model(model: DEQClassifier, cfg: TrainConfig, ds: ImageDataset, out: Path) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out / "model.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    os.chmod(tmp, 0o666 & ~current_umask())  # safetensors writes 0600 whatever the umask
-    tmp.replace(out / "model.safetensors")
-    meta = {"config": cfg.to_dict(), "model": model.config, "class_names": ds.class_names,
-            "dataset_meta": {k: v for k, v in ds.meta.items() if isinstance(v, (str, int, float, list, dict))
-                             and k not in ds.meta.get("not_saved", ()) and k != "not_saved"}}
-    atomic_write_text(json.dumps(meta, indent=2, default=str), out / "config.json")
-
-
-def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifier, dict[str, Any]]:
-    """Load a model saved by :func:`train` (``model.safetensors`` + ``config.json``) in eval mode.
-
-    ``deq_overrides`` replace solver settings (e.g. ``m=3`` or ``solver="forward"``) for inference.
-    """
-    from safetensors.torch import load_file
-
-    run = Path(run_dir)
-    weights, meta_path = run / "model.safetensors", run / "config.json"
-    if not weights.is_file() or not meta_path.is_file():
-        raise FileNotFoundError(f"{run} is not a trained model folder (need model.safetensors and config.json)")
-    try:
-        meta = json.loads(meta_path.read_text())
-        cfg = TrainConfig.from_dict(meta["config"])
-        mc = meta["model"]
-    except (ValueError, KeyError, TypeError) as exc:  # bad JSON, missing or unknown keys
-        raise ConfigError(f"{meta_path}: not a model config written by andersonn train ({type(exc).__name__}: {exc})") from None
-    opts = cfg.deq_options() | deq_overrides
-    if opts.get("solver") != "anderson":
-        for k in ("m", "lam", "beta"):
-            opts.pop(k, None)
-    if mc.get("arch") == "explicit":
-        model = explicit_classifier(
-            in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
-            channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"],
-            depth=mc["depth"],
-        )
-    else:
-        model = deq_classifier(
-            in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
-            channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"], **opts,
-        )
-    try:
-        model.load_state_dict(load_file(str(weights)))
-    except Exception as exc:  # safetensors raises its own error for a truncated file, torch a RuntimeError on shapes
-        raise ConfigError(f"{weights}: cannot load these weights into the model its config.json describes "
-                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
-    model.eval()
-    return model, meta
