@@ -2,9 +2,8 @@
 
 A DEQ layer solves the same shapes at every step of training and inference. On the
 CPU, a fresh Anderson history (2m state-sized tensors) costs a zero fill and the
-page faults of first touch every solve: ~37 ms of a ~0.8 s solve on the poster's
-layer at the tutorial's size (profiler); reusing them measured 1.05x a solve
-(``benchmarks/ablations.py``). A :class:`Workspace` hands the same
+page faults of first touch every solve (what reusing them saves is measured by
+``benchmarks/ablations.py``, results in ``benchmarks/results/README.md``). A :class:`Workspace` hands the same
 buffers back when the shapes repeat, so that cost is paid once.
 
 The buffers hold the previous solve's values, not zeros; a method that needs zeros
