@@ -98,7 +98,7 @@ def _config(**kw) -> "TrainConfig":  # noqa: F821
     image_size = kw.pop("image_size", None)
     data_dir = kw.pop("data_dir", None)
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise ConfigError(f"--data-dir {data_dir}: no such folder")
+        raise ConfigError(f"--data-dir {data_dir} does not exist (or is not a folder)")
     options = parse_dataset_options(kw["dataset"], kw.pop("dataset_option", None) or [])
     if image_size is not None:
         options["image_size"] = image_size
