@@ -119,7 +119,7 @@ def _text_input(path: Path) -> None:
     if not head:
         _fail(f"{path}: empty file")
     if b"\0" in head:
-        _fail(f"{path}: a binary file, not a text input")
+        _fail(f"{path}: not a text file of molecules or structures (binary)")
 
 
 def _at_least_one(**values) -> None:
