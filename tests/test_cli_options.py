@@ -71,7 +71,7 @@ def tripwire(monkeypatch):
 
 
 def _annotation(param):
-    """The parameter's Python type, ``Optional[X]`` and ``list[X]`` unwrapped (typer >= 0.2x keeps it in
+    """The parameter's Python type, ``Optional[X]`` and ``list[X]`` unwrapped (recent typer keeps it in
     ``type_descriptor``; older typer/click expose a click ``ParamType`` as ``param.type``)."""
     import pathlib
     import typing

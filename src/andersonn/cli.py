@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-try:  # typer >= 0.2x vendors click as typer._click; older typer raises click's own exceptions
+try:  # recent typer vendors click as typer._click; older typer raises click's own exceptions
     from typer._click import exceptions as _click_exc
 except ImportError:  # pragma: no cover
     from click import exceptions as _click_exc
