@@ -9,8 +9,39 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(
+try:  # recent typer vendors click as typer._click; older typer raises click's own exceptions
+    from typer._click import exceptions as _click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as _click_exc
+
+
+class _OneLineErrors(TyperGroup):
+    """Click's usage errors (bad option value, unknown option, missing argument) as one line on stderr,
+    ``error: ...``, with click's exit code (2), like the project's own errors from :func:`_fail`."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _click_exc.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except _click_exc.ClickException as exc:
+            msg = " ".join(exc.format_message().split())
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None and ctx.command_path else ""
+            typer.secho(f"error: {where}{msg}", fg=typer.colors.RED, err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.secho("error: aborted", fg=typer.colors.RED, err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(cls=_OneLineErrors, 
     help="Deep AndersoNN: deep equilibrium networks with Anderson-accelerated fixed points.\n\n"
     "Train DEQ classifiers with forward iteration ('standard') or Anderson ('accelerated'), compare them "
     "as in the poster's results table, and run the residual and m trade-off analyses.\n\n"
@@ -60,17 +91,42 @@ def _fail(msg: str) -> None:
 
 
 def _config(**kw) -> "TrainConfig":  # noqa: F821
-    from .train import TrainConfig
+    from .train import ConfigError, TrainConfig
 
     from .data import parse_dataset_options
 
     image_size = kw.pop("image_size", None)
     data_dir = kw.pop("data_dir", None)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"--data-dir {data_dir} does not exist (or is not a folder)")
     options = parse_dataset_options(kw["dataset"], kw.pop("dataset_option", None) or [])
     if image_size is not None:
         options["image_size"] = image_size
     cfg = TrainConfig(**kw, data_dir=str(data_dir) if data_dir else None, dataset_options=options)
+    cfg.validate()  # every flag checked before any dataset is loaded or model built
     return cfg
+
+
+def _text_input(path: Path) -> None:
+    """One-line error unless ``path`` is a non-empty text file (all molecule/CIF inputs are text)."""
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        _fail(f"{path}: cannot read ({exc.strerror or exc})")
+    if not head:
+        _fail(f"{path}: empty file")
+    if b"\0" in head:
+        _fail(f"{path}: not a text file of molecules or structures (binary)")
+
+
+def _at_least_one(**values) -> None:
+    """One-line error for the first set option below 1 (``None``: unset, allowed)."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            _fail(f"--{name.replace('_', '-')} must be >= 1 (or unset), got {value}")
 
 
 def _windows(text: str) -> list[int]:
@@ -219,6 +275,7 @@ def m_tradeoff_cmd(
     from .study import m_tradeoff
 
     windows = _windows(ms)
+    _at_least_one(max_test=max_test)
     if not (model / "config.json").is_file():
         _fail(f"{model} has no config.json (not a trained model folder)")
     try:
@@ -242,6 +299,11 @@ def demo(
     """The whole study on the embedded default data: compare, residuals, m trade-off, report."""
     from .study.demo import run_demo
 
+    _at_least_one(epochs=epochs, max_train=max_train, max_test=max_test)
+    from .data import available_datasets
+
+    if dataset != "auto" and dataset not in available_datasets():
+        _fail(f"--dataset {dataset!r} is not a registered dataset (see `andersonn datasets`)")
     report = _guard(run_demo, out, dataset=dataset, epochs=epochs, max_train=max_train, max_test=max_test,
                     resume=resume)
     typer.echo(f"report: {report} (and {report.with_suffix('.html')})")
@@ -261,6 +323,8 @@ def label(
     """Compute dipole-moment labels with a physics code, in parallel on Dask, cached and resumable."""
     from .extras import require_extra
 
+    _at_least_one(n_workers=n_workers, conformers=conformers, limit=limit)
+    _text_input(input_file)
     _guard(require_extra, "chem", "labelling molecules", ["rdkit", "tblite"] + (["pyscf"] if method == "b3lyp" else []))
     from .chem.labels import METHODS, label_file
 
@@ -298,8 +362,10 @@ def screen(
     from .screening import screen as run_screen, write_rows
 
     for p in paths:
-        if not p.is_file():
-            _fail(f"{p}: no such file")
+        _text_input(p)
+    if task not in ("auto", "pores", "molecules"):
+        _fail(f"--task must be 'auto', 'pores' or 'molecules', got {task!r}")
+    _at_least_one(n_workers=n_workers)
     timing: dict[str, float] = {}
     try:
         rows = _guard(run_screen, paths, model, task=task, with_labels=with_labels, scheduler=scheduler,

@@ -143,6 +143,11 @@ class TrainConfig:
         for name in ("tol", "backward_tol", "lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        for name in ("channels", "inner_channels"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.lr_min < 0:
+            raise ConfigError(f"--lr-min must be >= 0, got {self.lr_min}")
         if self.lr_min > self.lr:
             raise ConfigError(f"--lr-min {self.lr_min} exceeds --lr {self.lr}")
         if self.bn_recalibrate < 0:
