@@ -41,7 +41,7 @@ class _OneLineErrors(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-app = typer.Typer(cls=_OneLineErrors, 
+app = typer.Typer(cls=_OneLineErrors,
     help="Deep AndersoNN: deep equilibrium networks with Anderson-accelerated fixed points.\n\n"
     "Train DEQ classifiers with forward iteration ('standard') or Anderson ('accelerated'), compare them "
     "as in the poster's results table, and run the residual and m trade-off analyses.\n\n"
