@@ -120,3 +120,19 @@ def test_write_csv_columns_missing_and_extra_keys(tmp_path, umask_027):
     assert p.read_text().splitlines() == ["b,a", "0.12,1", ","]
     write_csv([], p, ["name", "error"])  # no rows: the header alone
     assert p.read_bytes() == b"name,error\r\n"  # csv's own line ends, untranslated
+
+
+def test_require_text_file_names_the_problem(tmp_path):
+    from andersonn.chem.labels import read_molecule_file
+    from andersonn.fileio import require_text_file
+
+    with pytest.raises(FileNotFoundError, match="nope: no such file"):
+        require_text_file(tmp_path / "nope", "molecules")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.csv: empty file"):
+        read_molecule_file(tmp_path / "empty.csv")  # an empty input is refused, not read as no molecules
+    (tmp_path / "blob").write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError, match="blob: not a text file of structures"):
+        require_text_file(tmp_path / "blob", "structures")
+    (tmp_path / "cut.txt").write_bytes(b"a" * 4095 + "é".encode())  # a multi-byte character cut at 4 KiB
+    assert require_text_file(tmp_path / "cut.txt", "molecules") == tmp_path / "cut.txt"

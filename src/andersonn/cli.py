@@ -109,17 +109,12 @@ def _config(**kw) -> "TrainConfig":  # noqa: F821
 
 def _text_input(path: Path) -> None:
     """One-line error unless ``path`` is a non-empty text file (all molecule/CIF inputs are text)."""
-    if not path.is_file():
-        _fail(f"{path}: no such file")
+    from .fileio import require_text_file
+
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        _fail(f"{path}: cannot read ({exc.strerror or exc})")
-    if not head:
-        _fail(f"{path}: empty file")
-    if b"\0" in head:
-        _fail(f"{path}: not a text file of molecules or structures (binary)")
+        require_text_file(path, "molecules or structures")
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
 
 
 def _at_least_one(**values) -> None:

@@ -42,7 +42,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "current_umask", "write_csv"]
+__all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "current_umask", "write_csv",
+           "require_text_file"]
 
 
 def current_umask() -> int:
@@ -144,4 +145,33 @@ def write_csv(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str], f
             if float_digits is not None:
                 row = {k: (f"{v:.{float_digits}f}" if isinstance(v, float) else v) for k, v in row.items()}
             writer.writerow(row)
+    return path
+
+
+def require_text_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a :class:`Path` when it is a non-empty text file; else ``FileNotFoundError`` or
+    ``ValueError`` naming it and what was expected (``what``, e.g. "molecules").
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "blob"
+    >>> _ = p.write_bytes(bytes(range(256)))
+    >>> require_text_file(p, "molecules")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...blob: not a text file of molecules
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if not head:
+        raise ValueError(f"{path}: empty file (expected {what})")
+    try:
+        head.decode("utf-8")
+        undecodable = False
+    except UnicodeDecodeError:
+        undecodable = len(head) < 4096  # a multi-byte character cut at 4 KiB is still text
+    if b"\0" in head or undecodable:
+        raise ValueError(f"{path}: not a text file of {what}")
     return path

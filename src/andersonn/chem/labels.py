@@ -43,7 +43,7 @@ from andersonn.chem.conformers import conformer_coordinates, embed_conformers
 from andersonn.chem.errors import MoleculeError
 from andersonn.chem.mol import canonical_smiles, inchikey, parse_smiles
 from andersonn.chem.qm import dft_dipole, pyscf_version, tblite_version, xtb_dipole, xtb_optimize
-from andersonn.fileio import write_csv
+from andersonn.fileio import require_text_file, write_csv
 from andersonn.parallel import ResultCache, map_cached
 
 __all__ = ["METHODS", "LABEL_FIELDS", "compute_label", "label_molecules", "label_file", "read_molecule_file", "cache_key"]
@@ -181,18 +181,7 @@ def read_molecule_file(path: str | Path) -> list[dict[str, Any]]:
     SMILES file (``.smi``/``.txt``): ``SMILES [name]`` per line, whitespace separated;
     ``#`` comments and blank lines are skipped.  ``line`` is the 1-based line number.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        if b"\0" in head or len(head) < 4096:  # a cut multi-byte character at 4 KiB is not a binary file
-            raise ValueError(f"{path}: not a text file of molecules (CSV with a smiles column, SMILES or SDF)") from None
-    if b"\0" in head:
-        raise ValueError(f"{path}: not a text file of molecules (CSV with a smiles column, SMILES or SDF)")
+    path = require_text_file(path, "molecules (CSV with a smiles column, SMILES or SDF)")
     rows: list[dict[str, Any]] = []
     if path.suffix.lower() in (".sdf", ".sd", ".mol"):
         for i, mol in enumerate(Chem.SDMolSupplier(str(path))):
