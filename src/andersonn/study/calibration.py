@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from andersonn.study.metrics import expected_calibration_error
+
 __all__ = ["LogitScaling", "fit_logit_scaling", "softmax", "expected_calibration_error"]
 
 
@@ -105,20 +107,3 @@ def fit_logit_scaling(logits: np.ndarray, y: np.ndarray, fitted_on: dict[str, An
     opt.step(closure)
     b = (0.0, *(float(v) for v in bias.detach()))
     return LogitScaling(float(log_scale.detach().exp()), b, dict(fitted_on or {}))
-
-
-def expected_calibration_error(y: np.ndarray, prob: np.ndarray, n_bins: int = 10) -> float:
-    """Binary ECE: the sample-weighted mean |observed rate - mean predicted probability| over ``n_bins``
-    equal-width bins of the predicted probability of class 1.
-
-    >>> round(expected_calibration_error(np.array([0, 1, 1, 1]), np.array([0.1, 0.9, 0.8, 0.95])), 4)
-    0.1125
-    """
-    y, prob = np.asarray(y, dtype=float), np.asarray(prob, dtype=float)
-    bins = np.minimum((prob * n_bins).astype(int), n_bins - 1)
-    err = 0.0
-    for b in range(n_bins):
-        sel = bins == b
-        if sel.any():
-            err += sel.sum() * abs(y[sel].mean() - prob[sel].mean())
-    return float(err / max(1, len(y)))

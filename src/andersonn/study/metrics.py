@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["classification_metrics", "accuracy_by_margin", "calibration_bins"]
+__all__ = ["classification_metrics", "accuracy_by_margin", "calibration_bins", "expected_calibration_error"]
 
 
 def classification_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5,
@@ -90,3 +90,15 @@ def calibration_bins(y_true: np.ndarray, prob: np.ndarray, n_bins: int = 10) -> 
                      "predicted": float(prob[sel].mean()) if sel.any() else float("nan"),
                      "observed": float(y_true[sel].mean()) if sel.any() else float("nan")})
     return rows
+
+
+def expected_calibration_error(y_true: np.ndarray, prob: np.ndarray, n_bins: int = 10) -> float:
+    """Binary ECE over the :func:`calibration_bins` table: the sample-weighted mean of
+    |observed fraction - mean predicted probability of class 1|.
+
+    >>> round(expected_calibration_error(np.array([0, 1, 1, 1]), np.array([0.1, 0.9, 0.8, 0.95])), 4)
+    0.1125
+    """
+    rows = calibration_bins(y_true, prob, n_bins)
+    n = sum(r["n"] for r in rows)
+    return float(sum(r["n"] * abs(r["observed"] - r["predicted"]) for r in rows if r["n"]) / max(1, n))
