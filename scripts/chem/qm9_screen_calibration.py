@@ -34,14 +34,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from andersonn.chem.baselines import cut_baseline, image_geometry_features
 from andersonn.chem.image import GEOMETRY_CHANNELS
 from andersonn.chem.qm9 import load_qm9_images
 from andersonn.chem.screen import geometry_images
 from andersonn.fileio import atomic_path, atomic_write_text
 from andersonn.parallel import ResultCache, map_cached
 from andersonn.screening import SCREEN_CALIBRATION, shipped_model
-from andersonn.study.calibration import expected_calibration_error, fit_logit_scaling, softmax
-from andersonn.study.metrics import accuracy_by_margin, calibration_bins, classification_metrics
+from andersonn.study.calibration import fit_logit_scaling, softmax
+from andersonn.study.metrics import (accuracy_by_margin, calibration_bins, classification_metrics,
+                                     expected_calibration_error)
 from andersonn.train import load_trained
 
 MARGIN_EDGES = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 100.0]
@@ -98,16 +100,6 @@ def logits_of(model: torch.nn.Module, x: np.ndarray, batch: int = 500) -> np.nda
         for i in range(0, len(x), batch):
             out.append(model(torch.from_numpy(x[i: i + batch])).double().numpy())
     return np.concatenate(out)
-
-
-def physics_dipole(x: np.ndarray, channels: list[str], name: str) -> np.ndarray:
-    """|mu| of a charge model from an image: the pixels of its dipole_dot channel sum to |mu|^2 (D^2)."""
-    return np.sqrt(np.clip(x[:, channels.index(name)].sum(axis=(1, 2)), 0, None))
-
-
-def best_cut(mu: np.ndarray, y: np.ndarray) -> float:
-    grid = np.round(np.arange(1.5, 5.0, 0.05), 2)
-    return float(grid[int(np.argmax([((mu >= c) == y).mean() for c in grid]))])
 
 
 def score(y: np.ndarray, prob: np.ndarray, dft: np.ndarray, thr: float) -> dict:
@@ -174,18 +166,21 @@ def main() -> int:
     cal = scaling.probabilities(test_logits)[:, 1]
     out["test"] = {"model_probabilities": score(test["y"], raw, test["dft"], thr),
                    "recalibrated": score(test["y"], cal, test["dft"], thr)}
-    with torch.no_grad():  # the same test molecules imaged at their DFT geometry, for reference
-        dft_geom = softmax(logits_of(model, ds["x_test"][test["ii"]]))[:, 1]
+    # the same test molecules imaged at their DFT geometry, for reference
+    dft_geom = softmax(logits_of(model, ds["x_test"][test["ii"]]))[:, 1]
     out["test"]["same_molecules_at_dft_geometry"] = {"accuracy": float(((dft_geom >= 0.5) == test["y"]).mean())}
+    # the physics read off the same images: |mu| of each charge model (its dipole_dot pixels sum to |mu|^2)
+    f_val, names = image_geometry_features(parts["val"]["x"], channels)
+    f_test, _ = image_geometry_features(test["x"], channels)
     for charge in ("gfn2", "mmff"):
-        name = f"dipole_dot_{charge}"
-        if name not in channels:
+        if f"mu_{charge}" not in names:
             continue
-        cut = best_cut(physics_dipole(parts["val"]["x"], channels, name), parts["val"]["y"])
-        mu = physics_dipole(test["x"], channels, name)
+        j = names.index(f"mu_{charge}")
+        r = cut_baseline(f_val[:, j], parts["val"]["y"], f_test[:, j], test["y"])
         out["test"][f"physics_{charge}_at_conformer"] = {
-            "cut_debye_fitted_on_val": cut, "accuracy": float(((mu >= cut) == test["y"]).mean()),
-            "accuracy_at_threshold": float(((mu >= thr) == test["y"]).mean())}
+            "cut_debye_fitted_on_val": r["cut"], "accuracy": r["test"]["accuracy"],
+            "balanced_accuracy": r["test"]["balanced_accuracy"],
+            "accuracy_at_threshold": float(((f_test[:, j] >= thr) == test["y"]).mean())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(out, indent=1) + "\n", args.out)
     r, c = out["test"]["model_probabilities"], out["test"]["recalibrated"]
