@@ -112,13 +112,16 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     if meta["config"]["dataset"] == "alms-qm9":
         featurize = partial(geometry_images, image_size=size, channels=dmeta.get("channels"),
                             hydrogens=dmeta.get("hydrogens", "folded"))
-        label_mode = f"QM9 DFT dipole >= {dmeta.get('threshold_debye', 3.0)} D (model trained at DFT geometries; image from an MMFF conformer"
-        fitted = meta.get("screen_calibration")
-        label_mode += (f"; probabilities recalibrated for MMFF conformers on {fitted['n']} validation molecules)"
-                       if fitted and "n" in fitted else ")")
+        label_mode = f"QM9 DFT dipole >= {dmeta.get('threshold_debye', 3.0)} D (model trained at DFT geometries; image from an MMFF conformer)"
+        inputs = "MMFF conformers"
     else:
+        inputs = "screening inputs"
         featurize = partial(graph_images, image_size=size)
         label_mode = f"dipole >= {dmeta.get('threshold_debye', 3.0)} D (QM9 DFT + GFN2-xTB labels, 2-D image)"
+    fitted = meta.get("screen_calibration")
+    if fitted is not None:  # whatever the model, the row says its probabilities were recalibrated
+        on = f" on {fitted['n']} {fitted.get('split', 'held-out')} molecules" if "n" in fitted else ""
+        label_mode += f"; probabilities recalibrated for {inputs}{on}"
     rows: list[dict[str, Any]] = []
     for path in paths:
         part_timing: dict[str, float] = {}
