@@ -76,6 +76,20 @@ def test_charged_molecule_is_rejected_with_reason() -> None:
         compute_label({"smiles": "C[N+](C)(C)C", "method": "gfn2-1conf"})  # quaternary ammonium
 
 
+BUPRENORPHINE = "CO[C@@]12CC[C@@]3(C[C@@H]1[C@](C)(O)C(C)(C)C)[C@H]1Cc4ccc(O)c5c4[C@@]3(CCN1CC1CC1)[C@H]2O5"
+
+
+def test_an_embedding_that_runs_past_its_budget_is_refused_not_labelled_from_a_partial_set() -> None:
+    from andersonn.chem.conformers import embed_conformers
+
+    start = time.perf_counter()
+    with pytest.raises(MoleculeError, match="did not finish within 1 s"):
+        embed_conformers(parse_smiles(BUPRENORPHINE), n_conformers=10, time_budget_s=1.0)
+    assert time.perf_counter() - start < 10
+    molh, energies, _ = embed_conformers(parse_smiles("OCCCN"), n_conformers=3, time_budget_s=1.0)
+    assert molh.GetNumConformers() == len(energies) >= 1
+
+
 def test_label_file_records_failures_and_uses_cache(tmp_path: Path) -> None:
     f = tmp_path / "mols.csv"
     f.write_text("name,smiles\nmethanol,CO\nbroken,C1CC\nammonium,C[N+](C)(C)C\nmethanol_again,OC\n")

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from rdkit import Chem
 from rdkit.Chem import AllChem
@@ -18,7 +20,7 @@ __all__ = ["embed_conformers", "conformer_coordinates"]
 
 
 def embed_conformers(
-    mol: Chem.Mol, n_conformers: int = 5, seed: int = 0xA11, max_iters: int = 2000
+    mol: Chem.Mol, n_conformers: int = 5, seed: int = 0xA11, max_iters: int = 2000, time_budget_s: float = 30.0
 ) -> tuple[Chem.Mol, list[float], str]:
     """Embed up to ``n_conformers`` ETKDGv3 conformers (RMSD-pruned at 0.3 A) and relax them.
 
@@ -26,7 +28,12 @@ def embed_conformers(
     in conformer order, force field name)``.  When neither MMFF94 nor UFF has
     parameters (e.g. aromatic selenium) the geometries are left unrelaxed, the
     energies are NaN and the force field is ``"none"``.  Raises :class:`MoleculeError` when
-    embedding fails.
+    embedding fails or does not finish within ``time_budget_s`` seconds of wall time.
+
+    The budget exists because ETKDG can retry without end on some bridged polycycles with several
+    stereocentres (buprenorphine: no conformer after 2 minutes). RDKit stops at the budget with whatever
+    conformers it has; those depend on the machine's speed, so such a molecule is refused rather than
+    labelled from a set a rerun could not reproduce.
     """
     smi = Chem.MolToSmiles(mol)
     molh = Chem.AddHs(mol)
@@ -34,10 +41,14 @@ def embed_conformers(
     params.randomSeed = int(seed)
     params.pruneRmsThresh = 0.3
     params.numThreads = 1
+    params.timeout = max(1, int(round(time_budget_s)))
+    start = time.perf_counter()
     ids = list(AllChem.EmbedMultipleConfs(molh, numConfs=int(n_conformers), params=params))
-    if not ids:
+    if not ids and time.perf_counter() - start < 0.95 * time_budget_s:
         params.useRandomCoords = True
         ids = list(AllChem.EmbedMultipleConfs(molh, numConfs=int(n_conformers), params=params))
+    if time.perf_counter() - start >= 0.95 * time_budget_s:
+        raise MoleculeError(smi, f"ETKDG conformer embedding did not finish within {time_budget_s:g} s")
     if not ids:
         raise MoleculeError(smi, "ETKDG conformer embedding failed")
     if AllChem.MMFFHasAllMoleculeParams(molh):
