@@ -11,7 +11,7 @@ MODULES = [
     "andersonn.parallel", "andersonn.chem.errors", "andersonn.chem.mol", "andersonn.chem.image",
     "andersonn.chem.conformers", "andersonn.chem.qm", "andersonn.chem.labels", "andersonn.chem.sources",
     "andersonn.chem.dataset", "andersonn.chem.screen", "andersonn.chem.geometry", "andersonn.chem.qm9",
-    "andersonn.chem.baselines",
+    "andersonn.chem.baselines", "andersonn.chem.druglike",
 ]
 
 

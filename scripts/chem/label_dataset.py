@@ -30,7 +30,8 @@ from pathlib import Path
 from rdkit import rdBase
 
 from andersonn.chem.errors import MoleculeError
-from andersonn.chem.labels import DEFAULT_CONFORMERS, KT_HARTREE, LABEL_FIELDS, label_molecules
+from andersonn.chem.conformers import DEFAULT_CONFORMERS, DEFAULT_SEED
+from andersonn.chem.labels import KT_HARTREE, LABEL_FIELDS, label_molecules
 from andersonn.chem.mol import inchikey, parse_smiles
 from andersonn.chem.qm import tblite_version
 from andersonn.chem.sources import chembl_approved_drugs, load_covid_drugs, rdkit_drug_like
@@ -123,7 +124,12 @@ def main() -> int:
         "label_modes": {
             "dipole_lowest_debye": "dipole of the lowest-GFN2-xTB-energy conformer (one structure)",
             "dipole_debye": f"Boltzmann root-mean-square dipole over the conformers, xTB energies, kT = {KT_HARTREE} Eh",
+            "dipole_lowest_ff_debye": ("GFN2-xTB dipole of the lowest-force-field-energy conformer (the structure "
+                                       "`andersonn screen` images; not a label, the physics reference for screen mode)"),
         },
+        "conformer_columns": {"lowest_conformer": "index of the lowest-xTB-energy conformer in the seeded embedding",
+                              "lowest_ff_conformer": "index of the lowest-force-field-energy conformer",
+                              "embedding": f"andersonn.chem.conformers.embed_conformers(seed={DEFAULT_SEED:#x})"},
         "standardisation": "largest fragment, neutralised, InChIKey de-duplication (first source wins)",
         "sources": by_source,
         "duplicates_dropped": duplicates,

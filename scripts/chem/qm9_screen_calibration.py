@@ -38,8 +38,8 @@ from andersonn.chem.baselines import cut_baseline, image_geometry_features
 from andersonn.chem.image import GEOMETRY_CHANNELS
 from andersonn.chem.qm9 import load_qm9_images
 from andersonn.chem.screen import geometry_images
-from andersonn.fileio import atomic_path, atomic_write_text
-from andersonn.parallel import ResultCache, map_cached
+from andersonn.fileio import atomic_write_text, save_npz
+from andersonn.parallel import map_chunk_files
 from andersonn.screening import SCREEN_CALIBRATION, shipped_model
 from andersonn.study.calibration import fit_logit_scaling, softmax
 from andersonn.study.metrics import (accuracy_by_margin, calibration_bins, classification_metrics,
@@ -58,8 +58,7 @@ def _image_chunk(item: dict) -> dict:
     failed = [{"name": item["rows"][i]["name"], "reason": b} for i, b in enumerate(built) if isinstance(b, str)]
     path = Path(item["path"])
     x = np.stack([built[i] for i in ok]) if ok else np.zeros((0, len(item["channels"]), item["size"], item["size"]), np.float32)
-    with atomic_path(path, suffix=".tmp.npz") as tmp:
-        np.savez_compressed(tmp, x=x.astype(np.float32), names=np.asarray([item["rows"][i]["name"] for i in ok], dtype=str))
+    save_npz(path, x=x.astype(np.float32), names=np.asarray([item["rows"][i]["name"] for i in ok], dtype=str))
     return {"path": path.name, "n": len(ok), "failed": failed, "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -74,13 +73,8 @@ def screen_images(rows: list[dict], size: int, channels: list[str], hydrogens: s
         items[f"chunk_{digest}"] = {"rows": part, "size": size, "channels": channels, "hydrogens": hydrogens,
                                     "path": str(folder / f"chunk_{digest}.npz")}
     t0 = time.perf_counter()
-    with ResultCache(folder / "records.sqlite") as cache:
-        for key in list(items):  # a record whose file was lost, or an errored chunk, is rebuilt
-            rec = cache.get(key)
-            if rec is not None and ("error" in rec or not (folder / rec["path"]).exists()):
-                cache.delete(key)
-        records = map_cached(_image_chunk, items, cache, scheduler=scheduler, n_workers=n_workers,
-                             desc="screen-mode images", progress=True)
+    records = map_chunk_files(_image_chunk, items, folder, scheduler=scheduler, n_workers=n_workers,
+                              desc="screen-mode images")
     wall = time.perf_counter() - t0
     xs, names, failed = [], [], []
     for key in items:

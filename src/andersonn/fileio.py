@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "current_umask", "write_csv",
-           "require_text_file"]
+           "require_text_file", "save_npz"]
 
 
 def current_umask() -> int:
@@ -113,6 +113,20 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike[str]) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as fh:
         fh.write(data)
+
+
+def save_npz(path: str | os.PathLike[str], *, compressed: bool = True, **arrays: Any) -> None:
+    """``np.savez_compressed`` (or ``np.savez``) of ``arrays`` to ``path`` atomically.
+
+    >>> import tempfile, numpy as np
+    >>> p = Path(tempfile.mkdtemp()) / "a.npz"
+    >>> save_npz(p, x=np.ones(2)); np.load(p)["x"].tolist()
+    [1.0, 1.0]
+    """
+    import numpy as np
+
+    with atomic_path(path, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to a name without it
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
 
 
 def write_csv(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str], fields: Sequence[str] | None = None,

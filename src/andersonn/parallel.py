@@ -38,7 +38,7 @@ from typing import Any
 
 from andersonn.extras import require_extra
 
-__all__ = ["ResultCache", "map_cached", "ClusterStartError"]
+__all__ = ["ResultCache", "map_cached", "map_chunk_files", "ClusterStartError"]
 
 
 class ClusterStartError(RuntimeError):
@@ -287,6 +287,47 @@ def _run_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def map_chunk_files(
+    fn: Callable[[Any], dict[str, Any]],
+    items: Mapping[str, Any],
+    folder: str | os.PathLike[str],
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    desc: str = "",
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """:func:`map_cached` for work whose results are files (image chunks too large for a JSON record).
+
+    ``fn(item)`` writes one file into ``folder`` (atomically, e.g. with :func:`andersonn.fileio.save_npz`)
+    and returns a JSON record whose ``"path"`` is that file's name. The records live in
+    ``folder/records.sqlite``. A key whose record holds an error, or whose file is gone, is computed
+    again, so a killed build, a chunk that crashed and a file deleted by hand all resume at what is
+    missing. ``scheduler``, ``n_workers``, ``desc`` and ``progress`` as in :func:`map_cached`.
+
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from andersonn.fileio import save_npz
+    >>> d = Path(tempfile.mkdtemp())
+    >>> def square(item):
+    ...     save_npz(item["path"], x=np.arange(item["n"]) ** 2)
+    ...     return {"path": Path(item["path"]).name}
+    >>> items = {"c0": {"n": 3, "path": str(d / "c0.npz")}}
+    >>> rec = map_chunk_files(square, items, d, scheduler="synchronous", progress=False)
+    >>> np.load(d / rec["c0"]["path"])["x"].tolist()
+    [0, 1, 4]
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with ResultCache(folder / "records.sqlite") as cache:
+        for key in items:
+            rec = cache.get(key)
+            if rec is not None and (not isinstance(rec, dict) or "error" in rec
+                                    or not (folder / str(rec.get("path", ""))).is_file()):
+                cache.delete(key)
+        return map_cached(fn, items, cache, scheduler=scheduler, n_workers=n_workers, desc=desc, progress=progress)
 
 
 def map_chunks(

@@ -16,7 +16,7 @@ from .extras import require_extra
 from .fileio import atomic_write_text, write_csv
 from .train.saved_model import load_trained
 
-TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molecules"}
+TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molecules", "alms-druglike": "molecules"}
 #: Where the trained models shipped with the package live, one folder per task.
 SHIPPED_MODELS = Path(__file__).resolve().parent / "data" / "files" / "models"
 SHIPPED = {"molecules": "alms-qm9", "pores": "alms-pores"}
@@ -109,11 +109,17 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     from .chem.screen import geometry_images, graph_images, screen_file
 
     dmeta = meta.get("dataset_meta", {})
-    if meta["config"]["dataset"] == "alms-qm9":
+    if meta["config"]["dataset"] in ("alms-qm9", "alms-druglike"):
         featurize = partial(geometry_images, image_size=size, channels=dmeta.get("channels"),
                             hydrogens=dmeta.get("hydrogens", "folded"))
-        label_mode = f"QM9 DFT dipole >= {dmeta.get('threshold_debye', 3.0)} D (model trained at DFT geometries; image from an MMFF conformer)"
         inputs = "MMFF conformers"
+        if meta["config"]["dataset"] == "alms-qm9":
+            label_mode = (f"QM9 DFT dipole >= {dmeta.get('threshold_debye', 3.0)} D (model trained at DFT geometries; "
+                          "image from an MMFF conformer)")
+        else:
+            label_mode = (f"GFN2-xTB dipole ({dmeta.get('label_mode', 'lowest')} label mode) >= "
+                          f"{dmeta.get('threshold_debye', 3.0)} D (model trained at the labelled conformer; image "
+                          "from the lowest-MMFF conformer)")
     else:
         inputs = "screening inputs"
         featurize = partial(graph_images, image_size=size)

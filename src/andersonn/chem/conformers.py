@@ -16,11 +16,17 @@ from rdkit.Chem import AllChem
 
 from andersonn.chem.errors import MoleculeError
 
-__all__ = ["embed_conformers", "conformer_coordinates"]
+__all__ = ["DEFAULT_CONFORMERS", "DEFAULT_SEED", "embed_conformers", "conformer_coordinates"]
+
+#: Conformers embedded per molecule, and the ETKDG seed, wherever a molecule's structure is built: the
+#: labels (:mod:`andersonn.chem.labels`), the screen and the drug-like images all embed the same set, so
+#: an image can be rebuilt from the conformer a label names.
+DEFAULT_CONFORMERS = 10
+DEFAULT_SEED = 0xA11
 
 
 def embed_conformers(
-    mol: Chem.Mol, n_conformers: int = 5, seed: int = 0xA11, max_iters: int = 2000, time_budget_s: float = 30.0
+    mol: Chem.Mol, n_conformers: int = DEFAULT_CONFORMERS, seed: int = DEFAULT_SEED, max_iters: int = 2000, time_budget_s: float = 30.0
 ) -> tuple[Chem.Mol, list[float], str]:
     """Embed up to ``n_conformers`` ETKDGv3 conformers (RMSD-pruned at 0.3 A) and relax them.
 

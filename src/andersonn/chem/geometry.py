@@ -3,8 +3,9 @@
 A *structure* is an RDKit molecule with explicit hydrogens and exactly one conformer. It comes
 either from a geometry that belongs to the label (QM9's own B3LYP geometry, :func:`structure_from_xyz`)
 or, for any other molecule, from RDKit: ETKDGv3 conformers relaxed with MMFF94 and the one of lowest
-MMFF energy kept (:func:`structure_from_smiles`) -- the structure ``andersonn screen`` images, and the
-one GFN2-xTB labels.
+MMFF energy kept (:func:`structure_from_smiles`) -- the structure ``andersonn screen`` images. The
+drug-like labels (:mod:`andersonn.chem.labels`) are computed on every conformer of the same seeded
+embedding, and :func:`conformer_structure` takes out the one a label names.
 
 Charge models (:data:`CHARGE_MODELS`), measured on 2,000 QM9 molecules at the DFT geometry, as the
 point-charge dipole ``|sum q_a r_a|`` thresholded at 3.0 D after a scale fitted on half of them:
@@ -29,7 +30,8 @@ from rdkit.Chem import AllChem, rdDetermineBonds
 from andersonn.chem.errors import MoleculeError
 
 __all__ = [
-    "CHARGE_MODELS", "DEBYE_PER_E_ANGSTROM", "structure_from_xyz", "structure_from_smiles", "atomic_charges",
+    "CHARGE_MODELS", "DEBYE_PER_E_ANGSTROM", "structure_from_xyz", "structure_from_smiles", "conformer_structure",
+    "atomic_charges",
     "xtb_charges_and_dipole", "heavy_atom_groups", "with_ring_info",
 ]
 
@@ -131,28 +133,45 @@ def _template_on_geometry(smiles: str, numbers: np.ndarray, positions: np.ndarra
     return None
 
 
-def structure_from_smiles(smiles_or_mol: str | Chem.Mol, n_conformers: int = 10, seed: int = 0xA11,
+def structure_from_smiles(smiles_or_mol: str | Chem.Mol, n_conformers: int | None = None, seed: int | None = None,
                           name: str | None = None) -> Chem.Mol:
     """The lowest-MMFF94-energy of ``n_conformers`` ETKDGv3 conformers (UFF where MMFF has no parameters).
 
-    Deterministic for a given RDKit version and ``seed``. Raises :class:`MoleculeError` when RDKit
+    ``n_conformers`` and ``seed`` default to :data:`~andersonn.chem.conformers.DEFAULT_CONFORMERS` and
+    :data:`~andersonn.chem.conformers.DEFAULT_SEED` (the labels' set). Deterministic for a given RDKit
+    version and ``seed``. Raises :class:`MoleculeError` when RDKit
     cannot embed the molecule or no force field has parameters for it.
 
     >>> structure_from_smiles("CC(=O)C").GetNumAtoms()
     10
     """
-    from andersonn.chem.conformers import embed_conformers
+    from andersonn.chem.conformers import DEFAULT_CONFORMERS, DEFAULT_SEED, embed_conformers
     from andersonn.chem.mol import parse_smiles
 
     mol = parse_smiles(smiles_or_mol, name) if isinstance(smiles_or_mol, str) else smiles_or_mol
-    molh, energies, ff = embed_conformers(mol, n_conformers=n_conformers, seed=seed)
+    molh, energies, ff = embed_conformers(mol, n_conformers=DEFAULT_CONFORMERS if n_conformers is None else n_conformers,
+                                          seed=DEFAULT_SEED if seed is None else seed)
     if ff == "none":
         raise MoleculeError(Chem.MolToSmiles(mol), "neither MMFF94 nor UFF has parameters for it", name)
-    best = int(np.argmin(energies))
-    out = Chem.Mol(molh, confId=molh.GetConformers()[best].GetId())
-    conf = out.GetConformer()
-    conf.SetId(0)
-    out.SetProp("force_field", ff)
+    return conformer_structure(molh, int(np.argmin(energies)), ff)
+
+
+def conformer_structure(molh: Chem.Mol, index: int, force_field: str | None = None) -> Chem.Mol:
+    """The ``index``-th conformer (in embedding order) of ``molh`` as a structure of its own.
+
+    >>> from andersonn.chem.conformers import embed_conformers
+    >>> from andersonn.chem.mol import parse_smiles
+    >>> molh, _, ff = embed_conformers(parse_smiles("OCCO"), n_conformers=3, seed=1)
+    >>> conformer_structure(molh, 1, ff).GetNumConformers()
+    1
+    """
+    confs = molh.GetConformers()
+    if not 0 <= index < len(confs):
+        raise IndexError(f"conformer {index} of a molecule with {len(confs)} conformers")
+    out = Chem.Mol(molh, confId=confs[index].GetId())
+    out.GetConformer().SetId(0)
+    if force_field is not None:
+        out.SetProp("force_field", force_field)
     return out
 
 

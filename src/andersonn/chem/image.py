@@ -28,6 +28,7 @@ azithromycin, daclatasvir, ivermectin need ``image_size=64``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ from andersonn.chem.mol import canonical_order, parse_smiles
 __all__ = [
     "CHANNELS", "DEFAULT_IMAGE_SIZE", "N_CHANNELS", "mol_to_image", "smiles_to_image", "render_png",
     "GEOMETRY_CHANNELS", "GEOMETRY_CHARGE_MODELS", "GEOMETRY_IMAGE_VERSION", "HYDROGEN_MODES", "structure_to_image",
+    "charge_models_of", "pack_crops", "unpack_crops",
 ]
 
 DEFAULT_IMAGE_SIZE = 48
@@ -194,8 +196,21 @@ def _geometric_ranks(mol: Chem.Mol, dist: np.ndarray) -> list[int]:
     return ranks
 
 
+def charge_models_of(channels: Sequence[str] | None) -> tuple[str, ...]:
+    """The charge models whose channels are among ``channels`` (all of them for ``None``): what an image
+    restricted to ``channels`` needs computed, so that an image without ``*_gfn2`` channels costs no xTB.
+
+    >>> charge_models_of(["distance", "dipole_dot_mmff"]), charge_models_of(None)
+    (('mmff',), ('mmff', 'gfn2'))
+    """
+    if channels is None:
+        return GEOMETRY_CHARGE_MODELS
+    return tuple(m for m in GEOMETRY_CHARGE_MODELS if any(c.endswith(f"_{m}") for c in channels))
+
+
 def structure_to_image(molh: Chem.Mol, size: int = DEFAULT_IMAGE_SIZE, *, hydrogens: str = "folded",
-                       name: str | None = None, xtb: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                       name: str | None = None, xtb: tuple[np.ndarray, np.ndarray] | None = None,
+                       charge_models: Sequence[str] = GEOMETRY_CHARGE_MODELS) -> np.ndarray:
     """Geometry-aware node-neighbour image ``(len(GEOMETRY_CHANNELS), size, size)`` of a 3-D structure.
 
     ``molh`` has explicit hydrogens and one conformer (see :mod:`andersonn.chem.geometry`). A row is a
@@ -212,7 +227,8 @@ def structure_to_image(molh: Chem.Mol, size: int = DEFAULT_IMAGE_SIZE, *, hydrog
       dipoles) is shared equally between the rows, so the pixels sum to the squared GFN2-xTB dipole.
 
     Every channel is invariant to rotation, translation and the input atom order. ``xtb`` passes
-    precomputed ``(charges, dipole in Debye)`` of this structure. Raises :class:`MoleculeTooLargeError`
+    precomputed ``(charges, dipole in Debye)`` of this structure. The channels of a charge model left
+    out of ``charge_models`` are zero (see :func:`charge_models_of`). Raises :class:`MoleculeTooLargeError`
     when the rows do not fit.
 
     >>> from andersonn.chem.geometry import structure_from_smiles
@@ -226,6 +242,9 @@ def structure_to_image(molh: Chem.Mol, size: int = DEFAULT_IMAGE_SIZE, *, hydrog
 
     if hydrogens not in HYDROGEN_MODES:
         raise ValueError(f"hydrogens must be one of {HYDROGEN_MODES}, got {hydrogens!r}")
+    unknown = sorted(set(charge_models) - set(GEOMETRY_CHARGE_MODELS))
+    if unknown:
+        raise ValueError(f"unknown charge model(s) {unknown}; choose from {GEOMETRY_CHARGE_MODELS}")
     if molh.GetNumConformers() != 1:
         raise ValueError(f"a structure has exactly one conformer, this one has {molh.GetNumConformers()}")
     molh = with_ring_info(molh)
@@ -270,6 +289,9 @@ def structure_to_image(molh: Chem.Mol, size: int = DEFAULT_IMAGE_SIZE, *, hydrog
     k += 2
     centred = pos - pos.mean(axis=0)
     for model in GEOMETRY_CHARGE_MODELS:
+        if model not in charge_models:
+            k += 2
+            continue
         if model == "gfn2":
             q, mu = xtb if xtb is not None else xtb_charges_and_dipole(molh)
         else:
@@ -283,3 +305,29 @@ def structure_to_image(molh: Chem.Mol, size: int = DEFAULT_IMAGE_SIZE, *, hydrog
         img[k + 1, :n, :n] = p @ p.T
         k += 2
     return img
+
+
+def pack_crops(images: Sequence[np.ndarray], rows: Sequence[int]) -> np.ndarray:
+    """The occupied ``rows x rows`` corner of each ``(C, size, size)`` image, flattened and concatenated:
+    how image caches store molecules of different sizes without the empty padding.
+
+    >>> x = np.zeros((2, 4, 4), np.float32); x[:, :2, :2] = 1
+    >>> flat = pack_crops([x], [2]); flat.shape, bool((unpack_crops(flat, [2], 2, 4)[0] == x).all())
+    ((8,), True)
+    """
+    if not len(images):
+        return np.zeros(0, np.float32)
+    return np.concatenate([np.asarray(img[:, :n, :n], np.float32).ravel() for img, n in zip(images, rows)])
+
+
+def unpack_crops(flat: np.ndarray, rows: Sequence[int], channels: int, size: int) -> np.ndarray:
+    """Images ``(len(rows), channels, size, size)`` from :func:`pack_crops`'s output, zero-padded."""
+    out = np.zeros((len(rows), channels, size, size), dtype=np.float32)
+    pos = 0
+    for k, n in enumerate(rows):
+        n = int(n)
+        out[k, :, :n, :n] = flat[pos: pos + channels * n * n].reshape(channels, n, n)
+        pos += channels * n * n
+    if pos != flat.size:
+        raise ValueError(f"{flat.size} packed values, the row counts account for {pos}")
+    return out

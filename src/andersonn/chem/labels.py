@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from rdkit import Chem, rdBase
 
-from andersonn.chem.conformers import conformer_coordinates, embed_conformers
+from andersonn.chem.conformers import DEFAULT_CONFORMERS, DEFAULT_SEED, conformer_coordinates, embed_conformers
 from andersonn.chem.errors import MoleculeError
 from andersonn.chem.mol import canonical_smiles, inchikey, parse_smiles
 from andersonn.chem.qm import dft_dipole, pyscf_version, tblite_version, xtb_dipole, xtb_optimize
@@ -50,12 +50,12 @@ __all__ = ["METHODS", "LABEL_FIELDS", "compute_label", "label_molecules", "label
 
 METHODS = ("gfn2", "gfn2-1conf", "gfn2-opt", "b3lyp")
 KT_HARTREE = 0.000944186  # k_B * 298.15 K in Hartree
-DEFAULT_CONFORMERS = 10
 #: The columns of a label CSV (:func:`label_file`; write others with
 #: ``andersonn.fileio.write_csv(rows, path, LABEL_FIELDS, float_digits=4)``).
 LABEL_FIELDS = [
     "name", "source", "smiles", "canonical_smiles", "inchikey", "n_heavy_atoms", "method", "dipole_debye",
-    "dipole_lowest_debye", "dipole_first_debye", "lowest_conformer", "xtb_same_geometry_debye", "n_conformers",
+    "dipole_lowest_debye", "dipole_first_debye", "lowest_conformer", "lowest_ff_conformer", "dipole_lowest_ff_debye",
+    "xtb_same_geometry_debye", "n_conformers",
     "force_field", "seconds", "program", "program_version", "rdkit_version", "error",
 ]
 
@@ -113,6 +113,23 @@ def aggregate_conformers(confs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def lowest_force_field_conformer(confs: list[dict[str, Any]]) -> dict[str, Any]:
+    """``lowest_ff_conformer`` -- the conformer of lowest force-field energy, the one a screen images
+    (:func:`~andersonn.chem.geometry.structure_from_smiles`) since it runs no xTB -- and
+    ``dipole_lowest_ff_debye``, its GFN2-xTB dipole (``None`` where xTB failed on it). Empty when the
+    conformers have no force-field energies (no MMFF/UFF parameters).
+
+    >>> lowest_force_field_conformer([{"ff_energy": 2.0, "dipole": [1.0, 0, 0]}, {"ff_energy": 1.0, "dipole": [0, 0, 3.0]}])
+    {'lowest_ff_conformer': 1, 'dipole_lowest_ff_debye': 3.0}
+    """
+    e = np.array([float(c.get("ff_energy", np.nan)) for c in confs])
+    if not len(e) or not np.isfinite(e).all():
+        return {}
+    k = int(np.argmin(e))
+    mu = confs[k].get("dipole")
+    return {"lowest_ff_conformer": k, "dipole_lowest_ff_debye": None if mu is None else float(np.linalg.norm(mu))}
+
+
 def compute_label(item: dict[str, Any]) -> dict[str, Any]:
     """Compute one label record.
 
@@ -123,7 +140,7 @@ def compute_label(item: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     smiles, name = item["smiles"], item.get("name")
     method = item.get("method", "gfn2")
-    seed = int(item.get("seed", 0xA11))
+    seed = int(item.get("seed", DEFAULT_SEED))
     mol = parse_smiles(smiles, name)
     rec: dict[str, Any] = {
         "canonical_smiles": canonical_smiles(mol),
@@ -136,6 +153,7 @@ def compute_label(item: dict[str, Any]) -> dict[str, Any]:
         n_conf = 1 if method == "gfn2-1conf" else int(item.get("n_conformers", DEFAULT_CONFORMERS))
         _, confs, ff = _xtb_conformers(mol, n_conf, seed)
         rec.update(aggregate_conformers(confs))
+        rec.update(lowest_force_field_conformer(confs))
         rec.update(
             n_conformers=len(confs), force_field=ff, conformers=confs,
             program="tblite GFN2-xTB", program_version=tblite_version(),
@@ -264,6 +282,8 @@ def label_molecules(
         if key is not None:
             rec = results[key]
             row.update({k: v for k, v in rec.items() if k not in ("name", "smiles", "traceback")})
+            if method in ("gfn2", "gfn2-1conf") and "conformers" in rec and "lowest_ff_conformer" not in rec:
+                row.update(lowest_force_field_conformer(rec["conformers"]))  # a record cached before the field existed
         counts["failed" if row.get("error") else "cached" if key in cached else "computed"] += 1
     if stats is not None:
         stats.update(counts)

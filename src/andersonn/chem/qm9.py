@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from andersonn.chem.errors import MoleculeError
-from andersonn.fileio import atomic_path, atomic_write_text
-from andersonn.chem.image import GEOMETRY_CHANNELS, GEOMETRY_IMAGE_VERSION, structure_to_image
+from andersonn.chem.image import GEOMETRY_CHANNELS, GEOMETRY_IMAGE_VERSION, pack_crops, structure_to_image, unpack_crops
+from andersonn.fileio import atomic_write_text, save_npz
 
 __all__ = ["QM9_IMAGE_SIZE", "build_qm9_cache", "load_qm9_images", "qm9_image_record"]
 
@@ -66,7 +66,7 @@ def _build_chunk(item: dict[str, Any]) -> dict[str, Any]:
     """Image one chunk of molecules into ``item["path"]`` (.npz, atomic); the record lists failures."""
     t0 = time.perf_counter()
     size, hydrogens = item["size"], item["hydrogens"]
-    crops, fields, smiles, failed = [], [], [], []
+    images, fields, smiles, failed = [], [], [], []
     for mol in item["molecules"]:
         try:
             img, ref = qm9_image_record(mol, size, hydrogens)
@@ -76,16 +76,12 @@ def _build_chunk(item: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:  # an RDKit/tblite error type we did not foresee: recorded, not fatal to the chunk
             failed.append({"name": mol["name"], "smiles": mol["smiles"], "reason": f"{type(exc).__name__}: {exc}"})
             continue
-        n = ref["n_rows"]
-        crops.append(img[:, :n, :n].ravel())
-        fields.append([int(mol["name"].split("_")[1]), n, mol["dipole_debye"], ref["dipole_xtb"], ref["dipole_mmff"]])
+        images.append(img)
+        fields.append([int(mol["name"].split("_")[1]), ref["n_rows"], mol["dipole_debye"], ref["dipole_xtb"], ref["dipole_mmff"]])
         smiles.append(ref["smiles"])
     path = Path(item["path"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to a name without it
-        np.savez_compressed(tmp, crops=np.concatenate(crops) if crops else np.zeros(0, np.float32),
-                            fields=np.asarray(fields, dtype=np.float64).reshape(-1, len(_FIELDS)),
-                            smiles=np.asarray(smiles, dtype=str))
+    save_npz(path, crops=pack_crops(images, [f[1] for f in fields]),
+             fields=np.asarray(fields, dtype=np.float64).reshape(-1, len(_FIELDS)), smiles=np.asarray(smiles, dtype=str))
     return {"path": path.name, "n": len(fields), "failed": failed, "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -97,7 +93,7 @@ def build_qm9_cache(cache_dir: str | Path, *, size: int = QM9_IMAGE_SIZE, hydrog
     Returns the folder of chunk files and the chunk records (``n``, ``failed``, ``seconds``).
     """
     from andersonn.chem.sources import load_qm9
-    from andersonn.parallel import ResultCache, map_cached
+    from andersonn.parallel import ResultCache, map_chunk_files
 
     tag = f"qm9_s{size}_{hydrogens}_v{GEOMETRY_IMAGE_VERSION}" + (f"_n{max_molecules}_seed{seed}" if max_molecules else "")
     folder = Path(cache_dir) / tag
@@ -114,16 +110,8 @@ def build_qm9_cache(cache_dir: str | Path, *, size: int = QM9_IMAGE_SIZE, hydrog
     for k in range(0, len(mols), CHUNK):
         name = f"chunk{k // CHUNK:04d}.npz"
         items[name] = {"molecules": mols[k: k + CHUNK], "size": size, "hydrogens": hydrogens, "path": str(folder / name)}
-    # A record without its chunk file (deleted by hand) is rebuilt.
-    with ResultCache(folder / "records.sqlite") as cache:
-        for name in items:
-            if name in cache and not (folder / name).exists():
-                cache.put(name, {"error": "chunk file missing"})
-        stale = [name for name in items if isinstance(cache.get(name), dict) and "error" in cache.get(name)]
-        for name in stale:
-            cache.delete(name)
-        records = map_cached(_build_chunk, items, cache, scheduler=scheduler, n_workers=n_workers,
-                             desc="QM9 images", progress=progress)
+    records = map_chunk_files(_build_chunk, items, folder, scheduler=scheduler, n_workers=n_workers,
+                              desc="QM9 images", progress=progress)
     out = [records[name] for name in sorted(items)]
     if all("error" not in r for r in out):
         atomic_write_text(json.dumps({"chunks": sorted(items), "n_molecules": len(mols)}), manifest)
@@ -131,23 +119,16 @@ def build_qm9_cache(cache_dir: str | Path, *, size: int = QM9_IMAGE_SIZE, hydrog
 
 
 def _read_chunks(folder: Path, records: list[dict[str, Any]], size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    n_total = sum(r["n"] for r in records)
-    c = len(GEOMETRY_CHANNELS)
-    x = np.zeros((n_total, c, size, size), dtype=np.float32)
-    fields = np.zeros((n_total, len(_FIELDS)))
-    smiles: list[str] = []
-    row = 0
+    xs, fields, smiles = [], [], []
     for rec in records:
         z = np.load(folder / rec["path"], allow_pickle=False)
-        crops, f = z["crops"], z["fields"]
-        pos = 0
-        for n in f[:, 1].astype(int):
-            x[row, :, :n, :n] = crops[pos: pos + c * n * n].reshape(c, n, n)
-            pos += c * n * n
-            row += 1
-        fields[row - len(f): row] = f
+        f = z["fields"]
+        xs.append(unpack_crops(z["crops"], f[:, 1].astype(int), len(GEOMETRY_CHANNELS), size))
+        fields.append(f)
         smiles.extend(z["smiles"].tolist())
-    return x, fields, smiles
+    if not xs:
+        return np.zeros((0, len(GEOMETRY_CHANNELS), size, size), np.float32), np.zeros((0, len(_FIELDS))), []
+    return np.concatenate(xs), np.concatenate(fields), smiles
 
 
 def load_qm9_images(cache_dir: str | Path | None = None, *, size: int | None = None, hydrogens: str = "folded",

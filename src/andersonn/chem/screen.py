@@ -47,17 +47,18 @@ def graph_images(rows: list[dict[str, Any]], image_size: int) -> list[np.ndarray
 def geometry_images(rows: list[dict[str, Any]], image_size: int, channels: list[str] | None = None,
                     hydrogens: str = "folded") -> list[np.ndarray | str]:
     """Geometry-aware images of ``[{"name", "smiles"}]`` built as a screen must: SMILES -> lowest-MMFF of
-    10 ETKDG conformers -> GFN2-xTB charges -> :func:`~andersonn.chem.image.structure_to_image`, keeping
+    10 ETKDG conformers -> charges (GFN2-xTB only if a ``*_gfn2`` channel is kept) -> :func:`~andersonn.chem.image.structure_to_image`, keeping
     ``channels`` (names, in order; default all). A molecule that fails gives its reason instead."""
     from andersonn.chem.geometry import structure_from_smiles
-    from andersonn.chem.image import GEOMETRY_CHANNELS, structure_to_image
+    from andersonn.chem.image import GEOMETRY_CHANNELS, charge_models_of, structure_to_image
 
     keep = [GEOMETRY_CHANNELS.index(c) for c in channels] if channels else None
+    models = charge_models_of(channels or None)
     out: list[np.ndarray | str] = []
     for m in rows:
         try:
             img = structure_to_image(structure_from_smiles(m["smiles"], name=m["name"]), image_size,
-                                     hydrogens=hydrogens, name=m["name"])
+                                     hydrogens=hydrogens, name=m["name"], charge_models=models)
         except MoleculeError as exc:
             out.append(exc.reason)
             continue

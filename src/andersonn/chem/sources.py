@@ -159,8 +159,10 @@ def read_labels_csv(path: str | Path = XTB_LABELS_CSV) -> list[dict[str, Any]]:
     rows = []
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
-            for k in ("dipole_debye", "dipole_lowest_debye", "dipole_first_debye", "seconds"):
+            for k in ("dipole_debye", "dipole_lowest_debye", "dipole_first_debye", "dipole_lowest_ff_debye", "seconds"):
                 r[k] = float(r[k]) if r.get(k) not in (None, "") else None
+            for k in ("lowest_conformer", "lowest_ff_conformer", "n_conformers", "n_heavy_atoms"):
+                r[k] = int(r[k]) if r.get(k) not in (None, "") else None
             rows.append(r)
     return rows
 
