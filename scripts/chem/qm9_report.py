@@ -31,18 +31,12 @@ import torch
 from andersonn.chem.baselines import cut_baseline, fingerprint_features, gbm_baseline, image_geometry_features
 from andersonn.data import load_dataset
 from andersonn.study.evaluation import predict_proba, solver_comparison
-from andersonn.study.metrics import accuracy_by_margin, calibration_bins, classification_metrics
+from andersonn.study.metrics import MARGIN_EDGES, accuracy_by_margin, classification_metrics, threshold_task_metrics
 from andersonn.fileio import write_csv
 from andersonn.train import load_trained
 
-MARGIN_EDGES = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 100.0]
-
-
 def evaluate(prob: np.ndarray, y: np.ndarray, dft: np.ndarray, threshold: float) -> dict:
-    m = classification_metrics(y, prob, class_names=["weakly polar", "strongly polar"])
-    m["accuracy_by_margin"] = accuracy_by_margin((prob >= 0.5) == y, np.abs(dft - threshold), MARGIN_EDGES)
-    m["calibration"] = calibration_bins(y, prob)
-    return m
+    return threshold_task_metrics(y, prob, dft, threshold, class_names=["weakly polar", "strongly polar"])
 
 
 def strip(m: dict) -> dict:

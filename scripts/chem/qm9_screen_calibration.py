@@ -42,11 +42,9 @@ from andersonn.fileio import atomic_write_text, save_npz
 from andersonn.parallel import map_chunk_files
 from andersonn.screening import SCREEN_CALIBRATION, shipped_model
 from andersonn.study.calibration import fit_logit_scaling, softmax
-from andersonn.study.metrics import (accuracy_by_margin, calibration_bins, classification_metrics,
-                                     expected_calibration_error)
+from andersonn.study.metrics import threshold_task_metrics
 from andersonn.train import load_trained
 
-MARGIN_EDGES = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 100.0]
 CHUNK = 50
 
 
@@ -97,12 +95,7 @@ def logits_of(model: torch.nn.Module, x: np.ndarray, batch: int = 500) -> np.nda
 
 
 def score(y: np.ndarray, prob: np.ndarray, dft: np.ndarray, thr: float) -> dict:
-    m = classification_metrics(y, prob, class_names=["weakly polar", "strongly polar"])
-    m = {k: v for k, v in m.items() if k != "test_probability"}
-    m["ece"] = expected_calibration_error(y, prob)
-    m["accuracy_by_margin"] = accuracy_by_margin((prob >= 0.5) == y, np.abs(dft - thr), MARGIN_EDGES)
-    m["calibration"] = calibration_bins(y, prob)
-    return m
+    return threshold_task_metrics(y, prob, dft, thr, class_names=["weakly polar", "strongly polar"])
 
 
 def main() -> int:

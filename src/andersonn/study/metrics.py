@@ -12,7 +12,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["classification_metrics", "accuracy_by_margin", "calibration_bins", "expected_calibration_error"]
+__all__ = ["classification_metrics", "accuracy_by_margin", "calibration_bins", "expected_calibration_error",
+           "MARGIN_EDGES", "threshold_task_metrics"]
+
+#: Bins of |target - threshold| (Debye for the polarity tasks) in :func:`threshold_task_metrics`.
+MARGIN_EDGES = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 100.0)
 
 
 def classification_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5,
@@ -102,3 +106,21 @@ def expected_calibration_error(y_true: np.ndarray, prob: np.ndarray, n_bins: int
     rows = calibration_bins(y_true, prob, n_bins)
     n = sum(r["n"] for r in rows)
     return float(sum(r["n"] * abs(r["observed"] - r["predicted"]) for r in rows if r["n"]) / max(1, n))
+
+
+def threshold_task_metrics(y_true: np.ndarray, prob: np.ndarray, target: np.ndarray, threshold: float,
+                           class_names: Sequence[str] | None = None,
+                           margin_edges: Sequence[float] = MARGIN_EDGES) -> dict[str, Any]:
+    """Everything a report gives a binary task defined by ``target >= threshold`` (a dipole, a pore size):
+    :func:`classification_metrics` of ``prob`` (probability of class 1), its ECE, accuracy against
+    |target - threshold| and the calibration table. The per-sample probabilities are left out.
+
+    >>> m = threshold_task_metrics(np.array([0, 1, 1]), np.array([0.2, 0.7, 0.4]), np.array([2.0, 3.5, 3.1]), 3.0)
+    >>> round(m["accuracy"], 3), [r["n"] for r in m["accuracy_by_margin"] if r["n"]]
+    (0.667, [1, 1, 1])
+    """
+    m = {k: v for k, v in classification_metrics(y_true, prob, class_names=class_names).items() if k != "test_probability"}
+    m["ece"] = expected_calibration_error(y_true, prob)
+    m["accuracy_by_margin"] = accuracy_by_margin((prob >= 0.5) == y_true, np.abs(target - threshold), margin_edges)
+    m["calibration"] = calibration_bins(y_true, prob)
+    return m
