@@ -164,3 +164,42 @@ def test_z0_of_the_wrong_batch_size_is_refused():
     x = torch.randn(4, 6, dtype=torch.float64)
     with pytest.raises(SolverInputError, match="z0 batch 3 differs from x batch 4"):
         deq(x, torch.zeros(3, 6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("solver", ["anderson", "forward"])
+def test_the_adjoint_follows_the_forward_tolerance_solver_and_options_unless_told(solver):
+    """DEQ(f, tol=1e-12) gives gradients to that tolerance, not to a backward_tol left at 1e-4; the
+    adjoint uses the forward solver and its options unless given its own."""
+    torch.manual_seed(1)
+    f = ImplicitConvBlock(channels=8, inner_channels=8, groups=4, init_std=0.05).double()
+    x = torch.randn(2, 8, 4, 4, dtype=torch.float64)
+    w = torch.randn(2, 8, 4, 4, dtype=torch.float64)
+    x_ref = x.clone().requires_grad_()
+    (_unrolled(f, x_ref, 400) * w).sum().backward()
+    ref = {n: p.grad.clone() for n, p in f.named_parameters()}
+    f.zero_grad()
+    options = {"m": 3} if solver == "anderson" else {}
+    deq = DEQ(f, solver=solver, tol=1e-12, max_iter=400, **options)
+    assert (deq.backward_solver, deq.backward_tol, deq.backward_max_iter, deq.backward_options) == (solver, 1e-12, 400, options)
+    (deq(x) * w).sum().backward()
+    assert deq.last_backward.method == solver and deq.last_backward.options.get("m") == options.get("m")
+    for n, p in f.named_parameters():
+        assert _rel_err(p.grad, ref[n]) <= 1e-9, n
+    # told otherwise, it does as told
+    other = DEQ(f, solver=solver, tol=1e-12, backward_solver="anderson", backward_tol=1e-3, backward_max_iter=7,
+                backward_options={"m": 2})
+    assert (other.backward_solver, other.backward_tol, other.backward_max_iter, other.backward_options) == ("anderson", 1e-3, 7, {"m": 2})
+    # a different adjoint solver does not inherit the forward solver's options
+    assert DEQ(f, solver="anderson", m=3, backward_solver="forward").backward_options == {}
+
+
+def test_the_deq_takes_every_stopping_option_solve_takes_and_checks_them_at_construction():
+    f = ImplicitConvBlock(channels=8, inner_channels=8, groups=4)
+    deq = DEQ(f, stop_mode="abs", divergence_factor=None, check_every=2, max_restarts=1, compact_fraction=0.0, tol=1e-3)
+    deq(torch.randn(2, 8, 4, 4))
+    assert deq.last_forward.residual_kind == "absolute"
+    for bad, match in (({"stop_mode": "relative"}, "stop_mode"), ({"check_every": 0}, "check_every"),
+                       ({"divergence_factor": 0.5}, "divergence_factor"), ({"max_restarts": -1}, "max_restarts"),
+                       ({"tol": float("nan")}, "tol"), ({"backward_tol": -1.0}, "tol"), ({"backward_max_iter": 0}, "max_iter")):
+        with pytest.raises(SolverInputError, match=match):
+            DEQ(f, **bad)

@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from andersonn.chem.baselines import cut_baseline, fingerprint_features, gbm_baseline, image_geometry_features
 from andersonn.data import load_dataset
-from andersonn.study.evaluation import predict_proba, solver_comparison
+from andersonn.study.evaluation import score_trained_run, solver_comparison
+from andersonn.study.report import plot_threshold_report
 from andersonn.study.metrics import MARGIN_EDGES, accuracy_by_margin, classification_metrics, threshold_task_metrics
 from andersonn.fileio import write_csv
-from andersonn.train import load_trained
 
 def evaluate(prob: np.ndarray, y: np.ndarray, dft: np.ndarray, threshold: float) -> dict:
     return threshold_task_metrics(y, prob, dft, threshold, class_names=["weakly polar", "strongly polar"])
@@ -92,7 +91,8 @@ def main() -> None:
         x_eval, y_test = x_eval[: args.limit], y_test[: args.limit]
         refs = {name: {k: v[: args.limit] for k, v in part.items()} for name, part in refs.items()}
     dft_test = np.asarray(refs[split]["dipole_dft"])
-    results: dict = {"split": split, "threshold_debye": thr, "counts": meta["counts"], "runs": {}, "baselines": {},
+    results: dict = {"split": split, "threshold_debye": thr, "positive_class": "strongly polar",
+                     "training_note": ", one thread each", "counts": meta["counts"], "runs": {}, "baselines": {},
                      "fraction_strongly_polar": float(y_test.mean()),
                      "within_0.3_debye": float(np.mean(np.abs(dft_test - thr) < 0.3))}
     curves: dict[str, np.ndarray] = {}
@@ -111,21 +111,7 @@ def main() -> None:
 
     for spec in args.run:
         name, _, path = spec.partition("=")
-        model, mmeta = load_trained(path)
-        proba, seconds, nfe = predict_proba(model, x_eval)
-        prob = proba[:, 1]
-        summary_path = Path(path) / "summary.json"
-        summary = json.loads((summary_path if summary_path.exists() else Path(path) / "interim.json").read_text())
-        epochs = summary.get("metrics") or json.loads((Path(path) / "metrics.json").read_text())
-        m = evaluate(prob, y_test, dft_test, thr)
-        m.update(inference_s=round(seconds, 2), inference_nfe=round(nfe, 2), params=summary["params"],
-                 train_time_s=summary["train_time_s"], epochs_run=summary.get("epochs_run", summary.get("epochs_done")),
-                 chosen_epoch=summary.get("chosen_epoch"), val_accuracy=summary.get("val_accuracy"),
-                 interim=bool(summary.get("interim")),
-                 forward_nfe=summary.get("forward_nfe"), backward_nfe=summary.get("backward_nfe"),
-                 epoch_times_s=[r["epoch_time_s"] for r in epochs], val_accuracy_by_epoch=[r.get("val_accuracy") for r in epochs],
-                 forward_nfe_by_epoch=[r["forward_nfe"] for r in epochs], backward_nfe_by_epoch=[r["backward_nfe"] for r in epochs],
-                 solver=mmeta["config"]["solver"], arch=mmeta["config"]["arch"])
+        m, prob = score_trained_run(path, x_eval, y_test, dft_test, thr, class_names=["weakly polar", "strongly polar"])
         results["runs"][name] = m
         curves[name] = prob
         print(f"{name}: test accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, AUC {m['roc_auc']:.4f}")
@@ -193,62 +179,8 @@ def main() -> None:
                  if "same_molecules_at_dft_geometry" in m else ""))
 
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    plot(results, args.out)
+    plot_threshold_report(results, args.out, margin_label="|DFT dipole - threshold| (D)")
     print(f"wrote {args.out / 'results.json'}")
-
-
-def plot(results: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    series = [(k, v) for k, v in results["runs"].items()] + [(k, v["test"]) for k, v in results["baselines"].items()
-                                                             if isinstance(v, dict) and "test" in v]
-    for name, m in series:
-        rows = m["accuracy_by_margin"] if "accuracy_by_margin" in m else None
-        if not rows:
-            continue
-        xs = [f"{r['low']}-{r['high'] if r['high'] < 100 else ''}" for r in rows]
-        a1.plot(xs, [r["accuracy"] for r in rows], "-o", ms=3, label=name)
-    a1.set_xlabel("|DFT dipole - threshold| (D)")
-    a1.set_ylabel(f"{results['split']} accuracy")
-    a1.set_title("Where the errors are: accuracy against the distance from 3 D")
-    a1.legend(fontsize=7)
-    a1.grid(alpha=0.3)
-    for name, m in results["runs"].items():
-        cal = [r for r in m["calibration"] if r["n"]]
-        a2.plot([r["predicted"] for r in cal], [r["observed"] for r in cal], "-o", ms=3, label=name)
-    a2.plot([0, 1], [0, 1], "k--", lw=0.8)
-    a2.set_xlabel("predicted P(strongly polar)")
-    a2.set_ylabel("observed fraction strongly polar")
-    a2.set_title(f"Calibration ({results['split']} split)")
-    a2.legend(fontsize=7)
-    a2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_margin_calibration.png", dpi=110)
-    plt.close(fig)
-
-    deqs = {k: v for k, v in results["runs"].items() if v.get("val_accuracy_by_epoch")}
-    if deqs:
-        fig, (b1, b2) = plt.subplots(1, 2, figsize=(12, 4.2))
-        for name, m in deqs.items():
-            ep = list(range(1, len(m["val_accuracy_by_epoch"]) + 1))
-            b1.plot(ep, m["val_accuracy_by_epoch"], "-o", ms=4, label=name)
-            b2.plot(np.cumsum(m["epoch_times_s"]) / 60, m["val_accuracy_by_epoch"], "-o", ms=4, label=name)
-        for ax in (b1, b2):
-            ax.set_ylabel("validation accuracy")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        b1.set_xlabel("epoch")
-        b1.set_xticks(range(1, max(len(m["val_accuracy_by_epoch"]) for m in deqs.values()) + 1))
-        b2.set_xlabel("training time (min, one thread each)")
-        b1.set_title("Accuracy vs epoch")
-        b2.set_title("Accuracy vs training time")
-        fig.tight_layout()
-        fig.savefig(out / "accuracy_vs_epoch.png", dpi=110)
-        plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from .solvers import SolverInputError, SolverResult, Workspace, get_solver, solve
+from .solvers.base import StopRule
 
 __all__ = ["DEQ"]
 
 _BACKWARD_MODES = ("ift", "jfb")
+#: The stopping options :func:`andersonn.solve` takes (their defaults live in :class:`StopRule`).
+STOP_OPTIONS = tuple(f.name for f in dataclasses.fields(StopRule))
 
 
 class _ImplicitBackward(torch.autograd.Function):
@@ -38,8 +42,7 @@ class _ImplicitBackward(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         fz, z_leaf, x = ctx.saved_tensors
         deq: DEQ = ctx.deq
-        options = dict(method=deq.backward_solver, tol=deq.backward_tol, max_iter=deq.backward_max_iter,
-                       **deq.backward_options)
+        options = dict(method=deq.backward_solver, **deq.backward_stop_options, **deq.backward_options)
         if not deq.backward_compact:
             def adjoint_map(g: torch.Tensor) -> torch.Tensor:
                 (vjp,) = torch.autograd.grad(fz, z_leaf, g, retain_graph=True)
@@ -81,9 +84,13 @@ class DEQ(nn.Module):
             It must treat samples independently (e.g. GroupNorm, not BatchNorm),
             since converged samples are dropped from the batch during the solve.
         solver: forward solver name (``"anderson"`` or ``"forward"``, or any registered one).
-        tol, max_iter: forward stopping rule.
         backward: ``"ift"`` (default) or ``"jfb"``.
-        backward_solver, backward_tol, backward_max_iter, backward_options: the adjoint solve.
+        backward_solver: the adjoint solver; ``None`` (default): the forward solver, with the
+            forward solver's options.
+        backward_options: the adjoint solver's own options; ``None`` (default): the forward
+            solver's options when the adjoint uses the same solver, else that solver's defaults.
+        backward_tol, backward_max_iter: the adjoint's stopping rule; ``None`` (default) follows
+            ``tol`` and ``max_iter``. Every other stopping option applies to both solves.
         backward_compact: drop samples whose adjoint has converged from the adjoint solve
             (f is re-applied to the remaining rows at each compaction); ``False`` keeps the
             whole batch in every vector-Jacobian product.
@@ -97,7 +104,11 @@ class DEQ(nn.Module):
             shapes skip allocating, zeroing and page-faulting them; the memory (2m state
             copies for Anderson) stays held until ``deq.workspace.clear()``. ``False``
             allocates afresh every solve.
-        **solver_options: options of the forward solver (e.g. ``m=5, lam=1e-4, beta=1.0``).
+        **options: the stopping options of :func:`andersonn.solve` (:data:`STOP_OPTIONS`: ``tol``,
+            ``max_iter``, ``stop_mode``, ``divergence_factor``, ``max_restarts``, ``check_every``,
+            ``compact_fraction``; defaults as there) and the forward solver's own options (e.g.
+            ``m=5, lam=1e-4, beta=1.0``). All are validated here, so a typo or a bad value fails at
+            construction rather than mid-epoch.
 
     Example:
         >>> import torch
@@ -115,36 +126,41 @@ class DEQ(nn.Module):
         f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         solver: str = "anderson",
         *,
-        tol: float = 1e-4,
-        max_iter: int = 50,
         backward: str = "ift",
-        backward_solver: str = "anderson",
-        backward_tol: float = 1e-4,
-        backward_max_iter: int = 50,
+        backward_solver: str | None = None,
         backward_options: dict[str, Any] | None = None,
+        backward_tol: float | None = None,
+        backward_max_iter: int | None = None,
         backward_compact: bool = True,
         reuse_buffers: bool = True,
         jacobian_penalty: bool = False,
-        **solver_options: Any,
+        **options: Any,
     ) -> None:
         super().__init__()
         if backward not in _BACKWARD_MODES:
             raise SolverInputError(f"backward must be one of {_BACKWARD_MODES}, got {backward!r}")
         self.f = f
         self.solver = solver
-        self.tol = tol
-        self.max_iter = max_iter
+        self.stop_options = {k: options.pop(k) for k in list(options) if k in STOP_OPTIONS}
+        self.solver_options = options
         self.backward = backward
-        self.backward_solver = backward_solver
-        self.backward_tol = backward_tol
-        self.backward_max_iter = backward_max_iter
-        self.backward_options = dict(backward_options or {})
+        self.backward_solver = solver if backward_solver is None else backward_solver
+        if backward_options is not None:
+            self.backward_options = dict(backward_options)
+        else:
+            self.backward_options = dict(options) if self.backward_solver == solver else {}
+        self.backward_stop_options = dict(self.stop_options)
+        if backward_tol is not None:
+            self.backward_stop_options["tol"] = backward_tol
+        if backward_max_iter is not None:
+            self.backward_stop_options["max_iter"] = backward_max_iter
         self.backward_compact = backward_compact
         self.jacobian_penalty = jacobian_penalty
-        self.solver_options = dict(solver_options)
         # Validate eagerly: a typo in an option should fail at construction, not mid-epoch.
+        StopRule(**self.stop_options).validate()
+        StopRule(**self.backward_stop_options).validate()
         get_solver(solver).Options.from_kwargs(solver, **self.solver_options)
-        get_solver(backward_solver).Options.from_kwargs(backward_solver, **self.backward_options)
+        get_solver(self.backward_solver).Options.from_kwargs(self.backward_solver, **self.backward_options)
         self.last_forward: SolverResult | None = None
         self.last_backward: SolverResult | None = None
         self.last_jacobian: torch.Tensor | None = None
@@ -175,8 +191,8 @@ class DEQ(nn.Module):
         elif z0.shape[0] != x.shape[0]:
             raise SolverInputError(f"z0 batch {z0.shape[0]} differs from x batch {x.shape[0]}")
         result = solve(
-            self.f, z0.detach(), method=self.solver, args=(x.detach(),),
-            tol=self.tol, max_iter=self.max_iter, workspace=self.workspace, **self.solver_options,
+            self.f, z0.detach(), method=self.solver, args=(x.detach(),), workspace=self.workspace,
+            **self.stop_options, **self.solver_options,
         )
         self.last_forward = result
         return result
@@ -219,3 +235,23 @@ class DEQ(nn.Module):
             f"solver={self.solver!r}, tol={self.tol}, max_iter={self.max_iter}, "
             f"backward={self.backward!r}, options={self.solver_options}"
         )
+
+    @property
+    def tol(self) -> float:
+        """The forward solve's tolerance (``StopRule``'s default unless given)."""
+        return self.stop_options.get("tol", StopRule.tol)
+
+    @property
+    def max_iter(self) -> int:
+        """The forward solve's iteration limit (``StopRule``'s default unless given)."""
+        return self.stop_options.get("max_iter", StopRule.max_iter)
+
+    @property
+    def backward_tol(self) -> float:
+        """The adjoint solve's tolerance: ``backward_tol`` if given, else the forward one."""
+        return self.backward_stop_options.get("tol", StopRule.tol)
+
+    @property
+    def backward_max_iter(self) -> int:
+        """The adjoint solve's iteration limit: ``backward_max_iter`` if given, else the forward one."""
+        return self.backward_stop_options.get("max_iter", StopRule.max_iter)

@@ -12,13 +12,15 @@ standard-vs-accelerated comparison the ALMS reports print.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["predict_proba", "solver_comparison"]
+__all__ = ["predict_proba", "solver_comparison", "score_trained_run"]
 
 
 def predict_proba(model: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, float, float]:
@@ -61,3 +63,55 @@ def solver_comparison(standard: dict[str, Any], accelerated: dict[str, Any], not
         out["speedup_inference_range"] = [standard["inference_s_range"][0] / accelerated["inference_s_range"][1],
                                           standard["inference_s_range"][1] / accelerated["inference_s_range"][0]]
     return out
+
+
+def score_trained_run(run_dir: str | Path, x: torch.Tensor, y: np.ndarray, target: np.ndarray, threshold: float,
+                      class_names: list[str] | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """A trained run folder (``andersonn train --out``) scored on a binary threshold task, with what its
+    training cost: :func:`~andersonn.study.metrics.threshold_task_metrics` of its probabilities on ``x``
+    against ``y`` (``target >= threshold``), inference time and NFE, and from the folder's summary the
+    parameters, training time, chosen epoch, forward/backward NFE and per-epoch curves. Returns the
+    entry and the probabilities of class 1.
+
+    >>> import tempfile, torch
+    >>> from andersonn.train import TrainConfig, train
+    >>> from andersonn.data.registry import ImageDataset
+    >>> g = torch.Generator().manual_seed(0); x = torch.randn(40, 1, 6, 6, generator=g); y = (x.mean((1, 2, 3)) > 0).long()
+    >>> ds = ImageDataset("toy", x[:30], y[:30], x[30:], y[30:], ["neg", "pos"])
+    >>> out = tempfile.mkdtemp()
+    >>> _ = train(TrainConfig(dataset="toy", epochs=1, batch_size=10, channels=8, inner_channels=8, groups=4, pool=3,
+    ...                       out_dir=out), dataset=ds, progress=False)
+    >>> entry, prob = score_trained_run(out, x[30:], y[30:].numpy(), x[30:].mean((1, 2, 3)).numpy(), 0.0)
+    >>> sorted(k for k in ("accuracy", "train_time_s", "inference_nfe") if k in entry), prob.shape
+    (['accuracy', 'inference_nfe', 'train_time_s'], (10,))
+    """
+    from ..train.saved_model import load_trained
+    from .metrics import threshold_task_metrics
+
+    run_dir = Path(run_dir)
+    model, meta = load_trained(run_dir)
+    proba, seconds, nfe = predict_proba(model, x)
+    prob = proba[:, 1]
+    summary_path = run_dir / "summary.json"
+    summary = json.loads((summary_path if summary_path.exists() else run_dir / "interim.json").read_text())
+    epochs = summary.get("metrics") or _epoch_metrics(run_dir)
+    m = threshold_task_metrics(y, prob, target, threshold, class_names=class_names)
+    m.update(inference_s=round(seconds, 2), inference_nfe=round(nfe, 2), params=summary["params"],
+             train_time_s=summary["train_time_s"], epochs_run=summary.get("epochs_run", summary.get("epochs_done")),
+             chosen_epoch=summary.get("chosen_epoch"), val_accuracy=summary.get("val_accuracy"),
+             interim=bool(summary.get("interim")),
+             forward_nfe=summary.get("forward_nfe"), backward_nfe=summary.get("backward_nfe"),
+             epoch_times_s=[r["epoch_time_s"] for r in epochs], val_accuracy_by_epoch=[r.get("val_accuracy") for r in epochs],
+             forward_nfe_by_epoch=[r["forward_nfe"] for r in epochs], backward_nfe_by_epoch=[r["backward_nfe"] for r in epochs],
+             solver=meta["config"]["solver"], arch=meta["config"]["arch"])
+    return m, prob
+
+
+def _epoch_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Per-epoch rows of a run folder: ``metrics.json``, else ``metrics.csv`` (a shipped model keeps only it)."""
+    if (run_dir / "metrics.json").exists():
+        return json.loads((run_dir / "metrics.json").read_text())
+    import csv
+
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(fh)]

@@ -200,3 +200,69 @@ def write_report(out_dir: str | Path, results: dict[str, Any], residual_rows: li
             "</title></head><body style='font-family:sans-serif;max-width:960px;margin:auto'>" + "\n".join(body) + "</body></html>")
     atomic_write_text(page, out / "report.html")
     return out / "report.md"
+
+
+def plot_threshold_report(results: dict[str, Any], out: str | Path, margin_label: str = "|target - threshold|") -> None:
+    """The figures of a threshold-task report (``results`` as the ALMS report scripts write it: ``runs``
+    of :func:`~andersonn.study.evaluation.score_trained_run` entries, ``baselines`` with a ``test`` entry,
+    ``split``): ``accuracy_margin_calibration.png`` (accuracy against ``margin_label``, and calibration)
+    and, for runs with per-epoch curves, ``accuracy_vs_epoch.png`` (validation accuracy against epoch and
+    training time).
+
+    >>> import tempfile
+    >>> rows = [{"low": 0.0, "high": 0.5, "n": 4, "accuracy": 0.75}, {"low": 0.5, "high": 100.0, "n": 6, "accuracy": 1.0}]
+    >>> run = {"accuracy_by_margin": rows, "calibration": [{"n": 10, "predicted": 0.4, "observed": 0.5}],
+    ...        "val_accuracy_by_epoch": [0.8, 0.9], "epoch_times_s": [60.0, 60.0]}
+    >>> d = Path(tempfile.mkdtemp()); plot_threshold_report({"runs": {"deq": run}, "baselines": {}, "split": "test"}, d)
+    >>> sorted(p.name for p in d.glob("*.png"))
+    ['accuracy_margin_calibration.png', 'accuracy_vs_epoch.png']
+    """
+    import numpy as np
+
+    out = Path(out)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series = [(k, v) for k, v in results["runs"].items()] + [(k, v["test"]) for k, v in results["baselines"].items()
+                                                             if isinstance(v, dict) and "test" in v]
+    for name, m in series:
+        rows = m["accuracy_by_margin"] if "accuracy_by_margin" in m else None
+        if not rows:
+            continue
+        xs = [f"{r['low']}-{r['high'] if r['high'] < 100 else ''}" for r in rows]
+        a1.plot(xs, [r["accuracy"] for r in rows], "-o", ms=3, label=name)
+    a1.set_xlabel(margin_label)
+    a1.set_ylabel(f"{results['split']} accuracy")
+    a1.set_title("Where the errors are: accuracy against the distance from the threshold")
+    a1.legend(fontsize=7)
+    a1.grid(alpha=0.3)
+    for name, m in results["runs"].items():
+        cal = [r for r in m["calibration"] if r["n"]]
+        a2.plot([r["predicted"] for r in cal], [r["observed"] for r in cal], "-o", ms=3, label=name)
+    a2.plot([0, 1], [0, 1], "k--", lw=0.8)
+    a2.set_xlabel(f"predicted P({results.get('positive_class', 'class 1')})")
+    a2.set_ylabel(f"observed fraction {results.get('positive_class', 'class 1')}")
+    a2.set_title(f"Calibration ({results['split']} split)")
+    a2.legend(fontsize=7)
+    a2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_margin_calibration.png", dpi=110)
+    plt.close(fig)
+
+    deqs = {k: v for k, v in results["runs"].items() if v.get("val_accuracy_by_epoch")}
+    if deqs:
+        fig, (b1, b2) = plt.subplots(1, 2, figsize=(12, 4.2))
+        for name, m in deqs.items():
+            ep = list(range(1, len(m["val_accuracy_by_epoch"]) + 1))
+            b1.plot(ep, m["val_accuracy_by_epoch"], "-o", ms=4, label=name)
+            b2.plot(np.cumsum(m["epoch_times_s"]) / 60, m["val_accuracy_by_epoch"], "-o", ms=4, label=name)
+        for ax in (b1, b2):
+            ax.set_ylabel("validation accuracy")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        b1.set_xlabel("epoch")
+        b1.set_xticks(range(1, max(len(m["val_accuracy_by_epoch"]) for m in deqs.values()) + 1))
+        b2.set_xlabel(f"training time (min{results.get('training_note', '')})")
+        b1.set_title("Accuracy vs epoch")
+        b2.set_title("Accuracy vs training time")
+        fig.tight_layout()
+        fig.savefig(out / "accuracy_vs_epoch.png", dpi=110)
+        plt.close(fig)

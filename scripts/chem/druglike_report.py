@@ -1,0 +1,135 @@
+"""The alms-druglike report: trained DEQs against the physics and the baselines, at the labelled conformer
+and in screen mode.
+
+What it measures, on the held-out split (touched here once; --split val for interim models):
+  * every trained run given (standard / accelerated DEQ, explicit CNN): accuracy, balanced accuracy,
+    ROC-AUC, confusion matrix, Brier score, ECE, accuracy against |mu - threshold|, calibration; inference
+    time and NFE; at the labelled conformer (the image the label belongs to) and in screen mode (the
+    lowest-MMFF94 conformer `andersonn screen` images);
+  * the physics alone: the MMFF94 point-charge dipole at either conformer, and the GFN2-xTB dipole at the
+    screen's conformer (what xTB itself would say about the structure a screen sees), each cut where it
+    is most accurate on the training split;
+  * gradient boosting on a Morgan fingerprint + 120 RDKit descriptors, and on those plus the 3-D
+    features read off the image;
+  * the two label modes side by side: how often the lowest-conformer and the Boltzmann dipole put a
+    molecule in different classes.
+
+Usage (after `andersonn train --dataset alms-druglike ...` runs):
+  OMP_NUM_THREADS=2 python scripts/chem/druglike_report.py --run accelerated=runs/druglike/accelerated \
+      --run standard=runs/druglike/standard --run cnn=runs/druglike/cnn --out docs/results/druglike
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from andersonn.chem.baselines import cut_baseline, fingerprint_features, gbm_baseline, image_geometry_features
+from andersonn.chem.druglike import LABEL_MODES, load_druglike_images
+from andersonn.fileio import atomic_write_text
+from andersonn.study.evaluation import score_trained_run, solver_comparison
+from andersonn.study.metrics import threshold_task_metrics
+from andersonn.study.report import plot_threshold_report
+
+CLASSES = ["weakly polar", "strongly polar"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of a trained alms-druglike model")
+    ap.add_argument("--out", type=Path, default=Path("docs/results/druglike"))
+    ap.add_argument("--split", choices=("test", "val"), default="test")
+    ap.add_argument("--label-mode", choices=tuple(LABEL_MODES), default="lowest")
+    ap.add_argument("--image-size", type=int, default=None, help="rows of the runs' images (default: the cached 32)")
+    ap.add_argument("--labels", type=Path, default=None, help="label CSV (default: the shipped one)")
+    ap.add_argument("--max-molecules", type=int, default=None, help="a seeded draw of this many (a smoke test)")
+    ap.add_argument("--skip-gbm", action="store_true")
+    ap.add_argument("--scheduler", default=None, help="Dask scheduler address for an image build (default: local)")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    d = load_druglike_images(labels_csv=args.labels, size=args.image_size, label_mode=args.label_mode,
+                             max_molecules=args.max_molecules, scheduler=args.scheduler)
+    meta, split = d["meta"], args.split
+    thr, refs = meta["threshold_debye"], meta["references"]
+    target_key = {"lowest": "dipole_lowest", "boltzmann": "dipole_boltzmann"}[args.label_mode]
+    y, y_train = d[f"y_{split}"], d["y_train"]
+    target = np.asarray(refs[split][target_key])
+    x_eval = {"labelled_conformer": torch.as_tensor(d[f"x_{split}"]),
+              "screen_mode": torch.as_tensor(d[f"x_{split}_screen"])}
+    results: dict = {"split": split, "label_mode": args.label_mode, "threshold_debye": thr,
+                     "positive_class": CLASSES[1], "counts": meta["counts"], "runs": {}, "screen_mode": {},
+                     "baselines": {}, "fraction_strongly_polar": float(y.mean()),
+                     "fraction_same_conformer": meta["fraction_same_conformer"],
+                     "within_0.3_debye": float(np.mean(np.abs(target - thr) < 0.3)),
+                     "build_seconds_cpu": meta["build_seconds_cpu"], "cache_bytes": meta["cache_bytes"]}
+
+    lo, bz = (np.asarray(refs[split][k]) for k in ("dipole_lowest", "dipole_boltzmann"))
+    results["label_modes"] = {
+        "n": len(lo), "class_disagreement": float(np.mean((lo >= thr) != (bz >= thr))),
+        "mean_abs_difference_debye": float(np.abs(lo - bz).mean()),
+        "note": "lowest: the xTB dipole of the lowest-xTB-energy conformer; boltzmann: the RMS over the conformers",
+    }
+
+    for spec in args.run:
+        name, _, path = spec.partition("=")
+        m, _ = score_trained_run(path, x_eval["labelled_conformer"], y, target, thr, class_names=CLASSES)
+        results["runs"][name] = m
+        s, _ = score_trained_run(path, x_eval["screen_mode"], y, target, thr, class_names=CLASSES)
+        results["screen_mode"][name] = {k: s[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "brier", "ece",
+                                                            "confusion_matrix", "accuracy_by_margin", "calibration")}
+        print(f"{name}: {split} accuracy {m['accuracy']:.4f} at the labelled conformer, "
+              f"{s['accuracy']:.4f} in screen mode; balanced {m['balanced_accuracy']:.4f}, AUC {m['roc_auc']:.4f}")
+    if {"standard", "accelerated"} <= set(results["runs"]):
+        results["comparison"] = solver_comparison(results["runs"]["standard"], results["runs"]["accelerated"],
+                                                  "trained with the same seed, split and schedule on the same machine")
+        print(f"comparison: {results['comparison']}")
+
+    for key, label in (("dipole_mmff_label_conformer", "MMFF94 point-charge dipole at the labelled conformer"),
+                       ("dipole_mmff_screen_conformer", "MMFF94 point-charge dipole at the screen's conformer"),
+                       ("dipole_xtb_screen_conformer", "GFN2-xTB dipole at the screen's (lowest-MMFF) conformer")):
+        fit = np.array([np.nan if v is None else v for v in refs["train"][key]], dtype=float)
+        value = np.array([np.nan if v is None else v for v in refs[split][key]], dtype=float)
+        ok_fit, ok = np.isfinite(fit), np.isfinite(value)
+        r = cut_baseline(fit[ok_fit], y_train[ok_fit], value[ok], y[ok])
+        r.update(description=label, n_scored=int(ok.sum()),
+                 mae_vs_label=float(np.abs(value[ok] - target[ok]).mean()),
+                 pearson_r=float(np.corrcoef(value[ok], target[ok])[0, 1]))
+        results["baselines"][key] = r
+        print(f"{key}: cut {r['cut']:.3f} D, {split} accuracy {r['test']['accuracy']:.4f}")
+
+    if not args.skip_gbm:
+        t0 = time.perf_counter()
+        fp_train = fingerprint_features(refs["train"]["smiles"], progress=True)
+        fp_eval = fingerprint_features(refs[split]["smiles"])
+        fp_s = time.perf_counter() - t0
+        geo_train, geo_names = image_geometry_features(d["x_train"], meta["channels"])
+        geo_eval, _ = image_geometry_features(d[f"x_{split}"], meta["channels"])
+        for key, (xtr, xte, label) in {
+            "gbm_fingerprint": (fp_train, fp_eval, "GBM on Morgan (r=2, 1024 bits) + 120 RDKit 2-D descriptors"),
+            "gbm_fingerprint_3d": (np.hstack([fp_train, geo_train]), np.hstack([fp_eval, geo_eval]),
+                                   "GBM on the 2-D features + rotation-invariant 3-D features of the image: "
+                                   + ", ".join(geo_names)),
+        }.items():
+            t1 = time.perf_counter()
+            r = gbm_baseline(xtr, y_train, xte, y)
+            prob = r.pop("test_probability")
+            r["test"] = threshold_task_metrics(y, prob, target, thr, class_names=CLASSES)
+            r.update(description=label, fit_s=round(time.perf_counter() - t1, 1))
+            results["baselines"][key] = r
+            print(f"{key}: {split} accuracy {r['test']['accuracy']:.4f}")
+        results["baselines"]["fingerprint_seconds"] = round(fp_s, 1)
+
+    atomic_write_text(json.dumps(results, indent=2, default=float) + "\n", args.out / "results.json")
+    plot_threshold_report(results, args.out, margin_label="|xTB dipole - threshold| (D)")
+    print(f"wrote {args.out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
