@@ -164,3 +164,78 @@ def test_label_command_runs_on_a_separately_started_dask_cluster(tmp_path):
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(tmp_path):
+    """Two `dask worker` processes; one is killed with SIGKILL while `andersonn label --scheduler` runs.
+    Its tasks are redone on the other worker: every molecule is labelled exactly once."""
+    import csv
+    import json
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("distributed")
+    pytest.importorskip("tblite")
+    smiles = ["CCO", "CC(=O)O", "c1ccccc1O", "CCN", "CC#N", "O=CNc1ccccc1", "CCOC(C)=O", "CC(C)=O", "Oc1ccncc1",
+              "CCCl", "NC(=O)c1ccccc1", "COc1ccccc1", "CC(N)=O", "CS(C)=O", "C1CCOC1", "CCCCO", "CCCC(=O)O", "CCOCC",
+              "OCC(O)CO", "CCC(=O)CC", "CNC=O", "Clc1ccccc1", "CC(C)O", "OC1CCCCC1"]
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(sched_file),
+                               "--port", "0", "--no-dashboard", "--host", "127.0.0.1"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    label = None
+    try:
+        for _ in range(120):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.5)
+        address = json.loads(sched_file.read_text())["address"]
+        for k in range(2):  # no nanny: killing the process kills the worker, nothing restarts it
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                           "--no-nanny", "--no-dashboard", "--name", f"w{k}"],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        mols = tmp_path / "m.csv"
+        mols.write_text("name,smiles\n" + "".join(f"m{k},{s}\n" for k, s in enumerate(smiles)))
+        cache, out = tmp_path / "c.sqlite", tmp_path / "labels.csv"
+        label = subprocess.Popen([sys.executable, "-m", "andersonn", "label", str(mols), "--method", "gfn2",
+                                  "--scheduler", address, "--cache", str(cache), "--out", str(out)],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done_at_kill = 0
+        deadline = time.time() + 300
+        while time.time() < deadline and label.poll() is None:
+            if cache.exists():
+                try:
+                    with sqlite3.connect(cache, timeout=5) as db:
+                        done_at_kill = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+                except sqlite3.OperationalError:  # the table is not created yet
+                    done_at_kill = 0
+            if done_at_kill >= 3:
+                os.kill(procs[2].pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        assert 3 <= done_at_kill < len(smiles), "the worker was not killed mid-run"
+        stdout, stderr = label.communicate(timeout=300)
+        assert label.returncode == 0, stderr
+        with open(out, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert sorted(r["name"] for r in rows) == sorted(f"m{k}" for k in range(len(smiles)))
+        assert not [r for r in rows if r.get("error")], [r["error"] for r in rows if r.get("error")]
+        with sqlite3.connect(cache) as db:
+            assert db.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM records").fetchone() == (len(smiles), len(smiles))
+    finally:
+        if label is not None and label.poll() is None:
+            label.kill()
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)

@@ -335,3 +335,53 @@ def test_finished_run_is_extended_with_more_epochs(tmp_path):
     with pytest.raises(ConfigError, match=r"--resume --epochs 3 is fewer than the 4 epochs .*checkpoint.pt has already "
                                           r"trained; a run cannot be shortened"):
         train(tiny(tmp_path, "run", epochs=3), resume=True, progress=False)
+
+
+KILL_RANK_1 = """
+import os, signal, sys
+import torch
+if os.environ.get("RANK") == "1":  # this rank dies (SIGKILL, as an OOM kill would) before its 5th optimiser step
+    real, steps = torch.optim.Adam.step, [0]
+    def step(self, *args, **kwargs):
+        steps[0] += 1
+        if steps[0] == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, *args, **kwargs)
+    torch.optim.Adam.step = step
+from andersonn.cli import main
+sys.argv = ["andersonn"] + sys.argv[1:]
+main()
+"""
+
+
+def test_ddp_run_whose_rank_dies_says_so_and_resumes_from_its_last_checkpoint(tmp_path):
+    """Two ranks; rank 1 is killed mid-epoch. The surviving rank stops with one line naming the cause
+    and the fix, and `--resume` continues from the last checkpoint to the same parameters as a run
+    that was never interrupted."""
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    wrapper = tmp_path / "kill_rank_1.py"
+    wrapper.write_text(KILL_RANK_1)
+    args = ["train", "--dataset", "digits", "--image-size", "8", "--max-train", "400", "--max-test", "60",
+            "--epochs", "1", "--batch-size", "50", "--max-iter", "8", "--backward-max-iter", "8", "--tol", "1e-2",
+            "--backward-tol", "1e-2", "--device", "cpu", "--checkpoint-every", "2", "--bn-recalibrate", "0"]
+
+    def torchrun(script, out, *extra, port):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               *script, *args, "--out", str(out), *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+    cut = tmp_path / "cut"
+    p = torchrun([str(wrapper)], cut, port=29531)
+    assert p.returncode != 0
+    lines = [line for line in p.stderr.splitlines() if line.startswith("error: ")]
+    assert lines and "rank 0 of 2" in lines[0] and "--resume" in lines[0], p.stderr[-3000:]
+    assert "[rank0]:" not in p.stderr  # no traceback from the surviving rank (torchrun's own summary follows)
+    ck = torch.load(cut / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 4 and not (cut / "model.safetensors").exists()
+    p = torchrun(["-m", "andersonn"], cut, "--resume", port=29532)
+    assert p.returncode == 0, p.stderr[-3000:]
+    full = tmp_path / "full"
+    p = torchrun(["-m", "andersonn"], full, port=29533)
+    assert p.returncode == 0, p.stderr[-3000:]
+    a, b = load_file(cut / "model.safetensors"), load_file(full / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +45,39 @@ def setup(device_flag: str = "auto") -> tuple[DistInfo, torch.device]:
     if info.enabled and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return info, device
+
+
+_BACKEND_TAGS = ("gloo", "NCCL", "Connection closed by peer")
+
+
+@contextlib.contextmanager
+def peer_failures_raise(error: Callable[[str], Exception], info: DistInfo) -> Iterator[None]:
+    """Inside, a data-parallel peer that stops is an ``error(cause)`` on this rank, not a silent kill.
+
+    When one rank dies, torchrun sends SIGTERM to the others (and SIGKILL after a grace period),
+    so a survivor would vanish without saying why or what to do; a collective may instead fail
+    first with a backend error. Both become ``error(cause)`` (the CLI prints it as one line).
+    Nothing changes for a single process, or off the main thread (signal handlers live there).
+    """
+    if not info.enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise error("stopped by the launcher (SIGTERM): another rank failed, or the job was cancelled")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    except RuntimeError as exc:
+        # DistError is a RuntimeError; gloo's transport errors are plain RuntimeErrors that name gloo
+        text = str(exc)
+        if not isinstance(exc, dist.DistError) and not any(tag in text for tag in _BACKEND_TAGS):
+            raise
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise error(f"a collective with the other ranks failed ({first[:200]}): a peer has probably stopped") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def teardown(info: DistInfo) -> None:

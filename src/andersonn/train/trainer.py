@@ -195,6 +195,15 @@ def train(
     """
     cfg.validate()
     info, device = D.setup(cfg.device)
+    resume_hint = (f"the last checkpoint (if one was written) is {Path(cfg.out_dir) / CHECKPOINT}: "
+                   "run the same command with --resume")
+    with D.peer_failures_raise(lambda cause: TrainingError(f"rank {info.rank} of {info.world_size}: {cause}; {resume_hint}"), info):
+        return _train(cfg, info, device, resume=resume, progress=progress, dataset=dataset,
+                      stop_after_steps=stop_after_steps)
+
+
+def _train(cfg: TrainConfig, info: D.DistInfo, device: torch.device, *, resume: bool, progress: bool,
+           dataset: ImageDataset | None, stop_after_steps: int | None) -> TrainResult:
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a run folder")
