@@ -113,7 +113,7 @@ def _bad_values(cmd: str, param, tmp) -> list[str]:
         return bad
     if kind == "path":
         if param.name in OUTPUTS:
-            return []
+            return [str(tmp / "afile.txt" / "sub")]  # inside a regular file: nothing can be written there
         bad = [str(tmp / "missing"), str(tmp / "empty.bin"), str(tmp / "binary.bin")]
         return bad if param.name in DIR_OK else bad + [str(tmp / "adir")]
     if key in FREE_STRINGS:
@@ -162,6 +162,7 @@ def test_bad_option_value_is_one_line(command, option, tmp_path):
     (tmp_path / "empty.bin").write_bytes(b"")
     (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "adir").mkdir()
+    (tmp_path / "afile.txt").write_text("a regular file\n")
     cmd = CMD.commands[command]
     param = next(p for p in cmd.params if p.name == option)
     for value in _bad_values(command, param, tmp_path):
@@ -178,6 +179,8 @@ def test_bad_option_value_is_one_line(command, option, tmp_path):
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert len(lines) == 1, f"{args}: expected one error line, got\n{err}"
         assert lines[0].startswith("error:"), f"{args}: {lines[0]}"
+        if param.name in OUTPUTS:  # the output is refused first, by name, before any input is read
+            assert "afile.txt" in lines[0] and param.opts[0] in lines[0], f"{args}: {lines[0]}"
 
 
 def test_every_command_is_walked():

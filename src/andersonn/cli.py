@@ -117,6 +117,16 @@ def _text_input(path: Path) -> None:
         _fail(str(exc))
 
 
+def _output(path: Path, option: str, kind: str) -> None:
+    """One-line error, before any work, for an output nothing could be written to (see require_output_path)."""
+    from .fileio import require_output_path
+
+    try:
+        require_output_path(path, option, kind)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
 def _at_least_one(**values) -> None:
     """One-line error for the first set option below 1 (``None``: unset, allowed)."""
     for name, value in values.items():
@@ -169,6 +179,7 @@ def train(
 
     On a dataset with a validation split (alms-qm9) each epoch is scored on it, the best epoch's weights
     are kept, and the test split is evaluated once, at the end."""
+    _output(out, "--out", "folder")
     from .train import train as run_train
 
     cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, dataset_option=dataset_option,
@@ -199,6 +210,7 @@ def compare(
     device: Device = "auto",
 ) -> None:
     """Standard (forward iteration) vs accelerated (Anderson) training: the poster's results table."""
+    _output(out, "--out", "folder")
     from .study import compare as run_compare, write_report
 
     cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, m=m, lam=lam, beta=beta, tol=tol,
@@ -223,6 +235,7 @@ def residuals(
     model: Annotated[Optional[Path], typer.Option(help="Use the implicit layer of this trained run folder.")] = None,
 ) -> None:
     """Relative residual vs iteration on a random input, forward iteration vs Anderson(m)."""
+    _output(out, "--out", "folder")
     import torch
 
     from .fileio import atomic_write_text, write_csv
@@ -265,6 +278,7 @@ def m_tradeoff_cmd(
     data_dir: DataDir = None, max_test: MaxTest = None,
 ) -> None:
     """Test accuracy, inference time and NFE against the Anderson window m, for a trained model."""
+    _output(out, "--out", "folder")
     from .data import load_dataset
     from .fileio import write_csv
     from .study import m_tradeoff
@@ -292,6 +306,7 @@ def demo(
     epochs: Epochs = 4, max_train: MaxTrain = None, max_test: MaxTest = None, resume: Resume = True,
 ) -> None:
     """The whole study on the embedded default data: compare, residuals, m trade-off, report."""
+    _output(out, "--out", "folder")
     from .study.demo import run_demo
 
     _at_least_one(epochs=epochs, max_train=max_train, max_test=max_test)
@@ -316,6 +331,9 @@ def label(
     limit: Annotated[Optional[int], typer.Option(help="Label only the first N molecules.")] = None,
 ) -> None:
     """Compute dipole-moment labels with a physics code, in parallel on Dask, cached and resumable."""
+    _output(cache, "--cache", "file")
+    if out is not None:
+        _output(out, "--out", "file")
     from .extras import require_extra
 
     _at_least_one(n_workers=n_workers, conformers=conformers, limit=limit)
@@ -354,6 +372,8 @@ def screen(
     Molecules: SMILES -> RDKit conformer (lowest MMFF94 energy of 10 ETKDG) -> GFN2-xTB charges -> image ->
     DEQ, images built in parallel; every row has the class, its probability and what the class means;
     molecules that fail are listed with their line and reason, the rest go on."""
+    if out is not None:
+        _output(out, "--out", "file")
     from .screening import screen as run_screen, write_rows
 
     for p in paths:

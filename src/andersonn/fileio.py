@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "current_umask", "write_csv",
-           "require_text_file", "save_npz"]
+           "require_text_file", "require_output_path", "save_npz"]
 
 
 def current_umask() -> int:
@@ -189,3 +189,34 @@ def require_text_file(path: str | os.PathLike[str], what: str) -> Path:
     if b"\0" in head or undecodable:
         raise ValueError(f"{path}: not a text file of {what}")
     return path
+
+
+def require_output_path(path: str | os.PathLike[str], what: str, kind: str = "file") -> Path:
+    """``path`` as a :class:`Path`, or ``ValueError`` naming ``what`` when nothing could ever be written there:
+    a parent that is a regular file, a ``kind="file"`` output that is a folder, a ``kind="folder"``
+    output that is a file. Checked before any work starts, so a long run does not fail at its end.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); (d / "notes.txt").write_text("x")
+    1
+    >>> require_output_path(d / "run", "--out", "folder") == d / "run"
+    True
+    >>> require_output_path(d / "notes.txt" / "run", "--out", "folder")
+    Traceback (most recent call last):
+    ValueError: --out .../notes.txt/run: .../notes.txt is a file, not a folder
+    """
+    if kind not in ("file", "folder"):
+        raise ValueError(f"kind must be 'file' or 'folder', got {kind!r}")
+    path = Path(path)
+    if path.exists():
+        if kind == "folder" and not path.is_dir():
+            raise ValueError(f"{what} {path}: is a file, not a folder")
+        if kind == "file" and path.is_dir():
+            raise ValueError(f"{what} {path}: is a folder, not a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
