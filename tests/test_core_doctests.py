@@ -14,7 +14,7 @@ MODULES = [
     "andersonn.data", "andersonn.train.config", "andersonn.train.trainer", "andersonn.study.residuals",
     "andersonn.runtime", "andersonn.data.registry", "andersonn.study.metrics", "andersonn.study.evaluation",
     "andersonn.fileio", "andersonn.train.saved_model", "andersonn.study.report", "andersonn.extras",
-    "andersonn.study.calibration",
+    "andersonn.study.calibration", "andersonn.jacobian",
 ]
 
 

@@ -203,3 +203,22 @@ def test_the_deq_takes_every_stopping_option_solve_takes_and_checks_them_at_cons
                        ({"tol": float("nan")}, "tol"), ({"backward_tol": -1.0}, "tol"), ({"backward_max_iter": 0}, "max_iter")):
         with pytest.raises(SolverInputError, match=match):
             DEQ(f, **bad)
+
+
+def test_spectral_radius_at_the_fixed_point_matches_the_eigenvalues_of_the_full_jacobian():
+    """Power iteration on VJPs against torch.func.jacrev + eigvals, per sample, on the poster's block."""
+    from andersonn import spectral_radius
+
+    torch.manual_seed(2)
+    f = ImplicitConvBlock(channels=4, inner_channels=4, groups=2, init_std=0.3).double()
+    x = torch.randn(3, 4, 3, 3, dtype=torch.float64)
+    deq = DEQ(f, tol=1e-12, max_iter=300)
+    rho = deq.spectral_radius(x, iters=200)
+    z = deq.last_forward.z
+    for b in range(3):
+        jac = torch.func.jacrev(lambda zb: f(zb[None], x[b: b + 1])[0])(z[b]).reshape(36, 36)
+        exact = float(torch.linalg.eigvals(jac.detach()).abs().max())
+        assert float(rho[b]) == pytest.approx(exact, rel=2e-3), b
+    assert deq.stats()["spectral_radius_max"] == pytest.approx(float(rho.max()))
+    with pytest.raises(ValueError, match="iters"):
+        spectral_radius(f, z, (x,), iters=1)

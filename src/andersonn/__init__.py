@@ -17,10 +17,11 @@ from .solvers import (
     solve,
 )
 from .deq import DEQ
+from .jacobian import spectral_radius
 from .runtime import tune_cpu_allocator
 
 __version__ = "0.1.0"
 __all__ = [
     "solve", "SolverResult", "SolverStatus", "SolverInputError", "register_solver",
-    "available_solvers", "DEQ", "Workspace", "tune_cpu_allocator", "__version__",
+    "available_solvers", "DEQ", "Workspace", "tune_cpu_allocator", "spectral_radius", "__version__",
 ]

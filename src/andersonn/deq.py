@@ -164,6 +164,7 @@ class DEQ(nn.Module):
         self.last_forward: SolverResult | None = None
         self.last_backward: SolverResult | None = None
         self.last_jacobian: torch.Tensor | None = None
+        self.last_spectral_radius: torch.Tensor | None = None
         self.workspace: Workspace | None = Workspace() if reuse_buffers else None
 
     def __setstate__(self, state: dict) -> None:
@@ -218,6 +219,26 @@ class DEQ(nn.Module):
         (vjp,) = torch.autograd.grad(fz, z, v, create_graph=True)
         return vjp.pow(2).sum() / vjp.numel()
 
+    def spectral_radius(self, x: torch.Tensor, z0: torch.Tensor | None = None, iters: int = 30) -> torch.Tensor:
+        """Per-sample spectral radius of df/dz at this layer's fixed point for ``x`` (power iteration,
+        :func:`andersonn.jacobian.spectral_radius`): below 1 the map contracts there, and the closer
+        it is to 1 the more iterations forward iteration needs. Kept in :attr:`last_spectral_radius`
+        (and :meth:`stats`).
+
+        >>> import torch
+        >>> from andersonn import DEQ
+        >>> deq = DEQ(lambda z, x: 0.5 * torch.tanh(z) + x, tol=1e-8)
+        >>> rho = deq.spectral_radius(torch.zeros(2, 3))   # at z* = 0, df/dz = 0.5 I
+        >>> [round(float(r), 4) for r in rho]
+        [0.5, 0.5]
+        """
+        from .jacobian import spectral_radius
+
+        z_star = self.solve_forward(x, z0).z
+        rho = spectral_radius(self.f, z_star, (x,), iters=iters)
+        self.last_spectral_radius = rho
+        return rho
+
     def stats(self) -> dict[str, float]:
         """NFE and residuals of the last forward and backward solves, for logging."""
         out: dict[str, float] = {}
@@ -228,6 +249,9 @@ class DEQ(nn.Module):
                 out[f"{tag}_converged"] = float(r.converged.float().mean())
         if self.last_jacobian is not None:
             out["jacobian_fro2"] = float(self.last_jacobian.detach())
+        if self.last_spectral_radius is not None:
+            out["spectral_radius_mean"] = float(self.last_spectral_radius.mean())
+            out["spectral_radius_max"] = float(self.last_spectral_radius.max())
         return out
 
     def extra_repr(self) -> str:
