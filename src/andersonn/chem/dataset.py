@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from andersonn.chem.errors import MoleculeError
-from andersonn.chem.image import DEFAULT_IMAGE_SIZE, N_CHANNELS, mol_to_image
+from andersonn.chem.image import DEFAULT_IMAGE_SIZE, N_CHANNELS, mol_to_image, pack_crops, unpack_crops
 from andersonn.chem.mol import inchikey, parse_smiles
 from andersonn.chem.sources import XTB_LABELS_CSV, load_covid_drugs, load_qm9, read_labels_csv
 from andersonn.fileio import atomic_path
@@ -130,8 +130,8 @@ def load_polarity(
     if cache_file.exists():
         z = np.load(cache_file, allow_pickle=False)
         return {
-            "x_train": _unpack(z["train_crops"], z["train_sizes"], image_size), "y_train": z["y_train"],
-            "x_test": _unpack(z["test_crops"], z["test_sizes"], image_size), "y_test": z["y_test"],
+            "x_train": unpack_crops(z["train_crops"], z["train_sizes"], N_CHANNELS, image_size), "y_train": z["y_train"],
+            "x_test": unpack_crops(z["test_crops"], z["test_sizes"], N_CHANNELS, image_size), "y_test": z["y_test"],
             "class_names": list(CLASS_NAMES), "meta": json.loads(str(z["meta"])),
         }
     data = _build(image_size, max_molecules, seed, n_qm9, threshold, test_fraction, labels_csv)
@@ -155,18 +155,7 @@ def _atom_counts(x: np.ndarray) -> np.ndarray:
 def _pack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Images -> their occupied top-left n x n crops, concatenated (images are mostly padding)."""
     sizes = _atom_counts(x) if len(x) else np.zeros(0, np.int32)
-    parts = [x[i, :, :n, :n].ravel() for i, n in enumerate(sizes)]
-    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), sizes
-
-
-def _unpack(crops: np.ndarray, sizes: np.ndarray, size: int) -> np.ndarray:
-    x = np.zeros((len(sizes), N_CHANNELS, size, size), dtype=np.float32)
-    pos = 0
-    for i, n in enumerate(sizes):
-        k = N_CHANNELS * n * n
-        x[i, :, :n, :n] = crops[pos : pos + k].reshape(N_CHANNELS, n, n)
-        pos += k
-    return x
+    return pack_crops(x, sizes), sizes
 
 
 def _build(

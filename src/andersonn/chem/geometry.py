@@ -31,7 +31,7 @@ from andersonn.chem.errors import MoleculeError
 
 __all__ = [
     "CHARGE_MODELS", "DEBYE_PER_E_ANGSTROM", "structure_from_xyz", "structure_from_smiles", "conformer_structure",
-    "atomic_charges",
+    "atomic_charges", "point_charge_dipole",
     "xtb_charges_and_dipole", "heavy_atom_groups", "with_ring_info",
 ]
 
@@ -213,6 +213,18 @@ def atomic_charges(molh: Chem.Mol, model: str) -> np.ndarray:
     if model == "gfn2":
         return xtb_charges_and_dipole(molh)[0]
     raise ValueError(f"unknown charge model {model!r}; choose from {', '.join(CHARGE_MODELS)}")
+
+
+def point_charge_dipole(molh: Chem.Mol, model: str = "mmff") -> float:
+    """|sum_a q_a (r_a - c)| in Debye: the dipole of ``model``'s partial charges at the structure's geometry
+    (about the centroid c; for a neutral molecule the origin does not matter).
+
+    >>> round(point_charge_dipole(structure_from_smiles("C=O")), 2) > 1.0
+    True
+    """
+    q = atomic_charges(molh, model)
+    pos = molh.GetConformer().GetPositions()
+    return float(np.linalg.norm((q[:, None] * (pos - pos.mean(axis=0))).sum(axis=0)) * DEBYE_PER_E_ANGSTROM)
 
 
 def xtb_charges_and_dipole(molh: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:

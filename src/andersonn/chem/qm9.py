@@ -49,14 +49,12 @@ def qm9_image_record(mol: dict[str, Any], size: int = QM9_IMAGE_SIZE, hydrogens:
     """Image and reference numbers of one QM9 record (``numbers``, ``positions``, ``smiles``, ``dipole_debye``)."""
     from rdkit import Chem
 
-    from andersonn.chem.geometry import DEBYE_PER_E_ANGSTROM, atomic_charges, structure_from_xyz, xtb_charges_and_dipole
+    from andersonn.chem.geometry import point_charge_dipole, structure_from_xyz, xtb_charges_and_dipole
 
     molh = structure_from_xyz(mol["numbers"], mol["positions"], mol["smiles"], mol["name"])
     q, mu = xtb_charges_and_dipole(molh)
     img = structure_to_image(molh, size, hydrogens=hydrogens, name=mol["name"], xtb=(q, mu))
-    pos = molh.GetConformer().GetPositions()
-    q_mmff = atomic_charges(molh, "mmff")
-    mu_mmff = float(np.linalg.norm((q_mmff[:, None] * pos).sum(axis=0)) * DEBYE_PER_E_ANGSTROM)
+    mu_mmff = point_charge_dipole(molh, "mmff")
     rows = molh.GetNumAtoms() if hydrogens == "explicit" else Chem.RemoveHs(molh, sanitize=False).GetNumAtoms()
     return img, {"n_rows": rows, "dipole_xtb": float(np.linalg.norm(mu)), "dipole_mmff": mu_mmff,
                  "smiles": Chem.MolToSmiles(Chem.RemoveHs(molh))}
