@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from andersonn.fileio import write_csv
+from andersonn.study.report import plot_accuracy_vs_epoch
 from andersonn.materials.baseline import LABEL_COLUMN, all_baselines
 from andersonn.materials.channels import CHANNELS
 from andersonn.materials.coremof import coremof_table
@@ -207,26 +208,8 @@ def plot(results: dict, out: Path) -> None:
     fig.savefig(out / "confusion_margin_calibration.png", dpi=110)
     plt.close(fig)
 
-    deqs = {k: v for k, v in runs.items() if any(a is not None for a in v.get("val_accuracy_by_epoch", []))}
-    if deqs:
-        fig, (b1, b2) = plt.subplots(1, 2, figsize=(12, 4.2))
-        styles = ["-o", "--s", ":^", "-.d", "-v", "--x"]
-        for k, (name, m) in enumerate(deqs.items()):
-            ep = list(range(1, len(m["val_accuracy_by_epoch"]) + 1))
-            b1.plot(ep, m["val_accuracy_by_epoch"], styles[k % len(styles)], ms=4, label=name)
-            b2.plot(np.cumsum(m["epoch_times_s"]) / 60, m["val_accuracy_by_epoch"], styles[k % len(styles)], ms=4, label=name)
-        for ax in (b1, b2):
-            ax.set_ylabel("validation accuracy")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        b1.set_xlabel("epoch")
-        b1.set_xticks(range(1, max(len(m["val_accuracy_by_epoch"]) for m in deqs.values()) + 1))
-        b2.set_xlabel("training time (min, one thread each)")
-        b1.set_title("alms-pores: accuracy vs epoch")
-        b2.set_title("accuracy vs training time")
-        fig.tight_layout()
-        fig.savefig(out / "accuracy_vs_epoch.png", dpi=110)
-        plt.close(fig)
+    plot_accuracy_vs_epoch(runs, out / "accuracy_vs_epoch.png", title="alms-pores: accuracy vs epoch",
+                           training_note=", one thread each")
 
 
 if __name__ == "__main__":
