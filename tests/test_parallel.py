@@ -116,6 +116,34 @@ def test_unguarded_script_gets_one_clear_line(tmp_path):
     assert f"a Dask worker process importing {script} was asked to start a local cluster" in p.stderr
 
 
+def _start_scheduler(tmp_path, env, procs) -> str:
+    """A `dask scheduler` process on localhost (appended to ``procs``); returns its address."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    sched_file = tmp_path / "scheduler.json"
+    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
+                                   str(sched_file), "--port", "0", "--no-dashboard", "--host", "127.0.0.1"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    for _ in range(120):
+        if sched_file.exists() and sched_file.stat().st_size:
+            break
+        time.sleep(0.5)
+    return json.loads(sched_file.read_text())["address"]
+
+
+def _start_worker(address, env, procs, name, *options) -> None:
+    """A single-threaded `dask worker` process named ``name`` (appended to ``procs``)."""
+    import subprocess
+    import sys
+
+    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                   "--no-dashboard", "--name", name, *options],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
 def test_label_command_runs_on_a_separately_started_dask_cluster(tmp_path):
     """`--scheduler ADDRESS`: a scheduler and a worker started as their own processes (as on a real
     cluster), the CLI only given the address; the work is done in the worker process."""
@@ -127,20 +155,11 @@ def test_label_command_runs_on_a_separately_started_dask_cluster(tmp_path):
 
     pytest.importorskip("distributed")
     pytest.importorskip("tblite")
-    sched_file = tmp_path / "scheduler.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(sched_file),
-                               "--port", "0", "--no-dashboard", "--host", "127.0.0.1"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = []
     try:
-        for _ in range(120):
-            if sched_file.exists() and sched_file.stat().st_size:
-                break
-            time.sleep(0.5)
-        address = json.loads(sched_file.read_text())["address"]
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                       "--nworkers", "1", "--no-dashboard", "--name", "remote-worker"],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = _start_scheduler(tmp_path, env, procs)
+        _start_worker(address, env, procs, "remote-worker", "--nworkers", "1")
         from dask.distributed import Client
 
         with Client(address, timeout=60) as client:
@@ -183,22 +202,13 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(tmp_path):
     smiles = ["CCO", "CC(=O)O", "c1ccccc1O", "CCN", "CC#N", "O=CNc1ccccc1", "CCOC(C)=O", "CC(C)=O", "Oc1ccncc1",
               "CCCl", "NC(=O)c1ccccc1", "COc1ccccc1", "CC(N)=O", "CS(C)=O", "C1CCOC1", "CCCCO", "CCCC(=O)O", "CCOCC",
               "OCC(O)CO", "CCC(=O)CC", "CNC=O", "Clc1ccccc1", "CC(C)O", "OC1CCCCC1"]
-    sched_file = tmp_path / "scheduler.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(sched_file),
-                               "--port", "0", "--no-dashboard", "--host", "127.0.0.1"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = []
     label = None
     try:
-        for _ in range(120):
-            if sched_file.exists() and sched_file.stat().st_size:
-                break
-            time.sleep(0.5)
-        address = json.loads(sched_file.read_text())["address"]
+        address = _start_scheduler(tmp_path, env, procs)
         for k in range(2):  # no nanny: killing the process kills the worker, nothing restarts it
-            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                           "--no-nanny", "--no-dashboard", "--name", f"w{k}"],
-                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            _start_worker(address, env, procs, f"w{k}", "--no-nanny")
         from dask.distributed import Client
 
         with Client(address, timeout=60) as client:
