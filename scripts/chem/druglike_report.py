@@ -81,7 +81,7 @@ def main() -> int:
         m, _ = score_trained_run(path, x_eval["labelled_conformer"], y, target, thr, class_names=CLASSES)
         results["runs"][name] = m
         s, _ = score_trained_run(path, x_eval["screen_mode"], y, target, thr, class_names=CLASSES)
-        results["screen_mode"][name] = {k: s[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "brier", "ece",
+        results["screen_mode"][name] = {k: s[k] for k in ("n", "accuracy", "balanced_accuracy", "roc_auc", "brier", "ece",
                                                             "confusion_matrix", "accuracy_by_margin", "calibration")}
         print(f"{name}: {split} accuracy {m['accuracy']:.4f} at the labelled conformer, "
               f"{s['accuracy']:.4f} in screen mode; balanced {m['balanced_accuracy']:.4f}, AUC {m['roc_auc']:.4f}")
