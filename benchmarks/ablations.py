@@ -1,16 +1,16 @@
 """Leave-one-out ablation of the solver speed changes, in one process, interleaved.
 
 Each variant is the current solver with exactly one speed change switched off
-from the outside (a module constant or a method swapped back to the plain
+(a solve option, the block-copy threshold or a method swapped back to the plain
 version), so what a change buys is measured on its own against the full solver
 on the same problems: wall time, overhead outside f per iteration, and the work
 done (f-rows). Answers must agree where the change does not alter the iteration
 (same NFE per sample), which the script checks and reports.
 
-The closure written in place only matters when f is a closure over the whole
-batch (no ``args``: what the DEQ's adjoint solve was), so it is measured on that
-path: the variant "full, closure f" is its baseline. The IFT adjoint compaction
-is measured at training level (``train_speed.py``).
+The IFT adjoint compaction is measured at training level (``train_speed.py``). Two
+earlier rows, the args compacted at retirement and the closure written in place,
+are no longer switchable (both measured 0.95-1.00x, within noise, in the run
+tabled in results/README.md before their switches were removed).
 
 Run: ``python benchmarks/ablations.py [--reps 10]`` (writes results/ablations.json).
 """
@@ -26,9 +26,9 @@ from typing import Callable, Iterator
 import torch
 
 import andersonn
+from andersonn.solvers import FixedPointMethod
 from andersonn.solvers import anderson as anderson_mod
-from andersonn.solvers import base as base_mod
-from andersonn.solvers.base import FixedPointMethod
+from andersonn.solvers import rows as rows_mod
 from common import TimedMap, environment, save
 from suite import PROBLEMS, SETTLE_S
 
@@ -44,41 +44,27 @@ def patched(obj, name: str, value) -> Iterator[None]:
 
 
 # name -> (what is switched off, context manager factory, solver options changed, baseline variant).
-# The option "closure" (not a solver option) makes f a closure over the args instead of passing them.
 VARIANTS: dict[str, tuple[str, Callable[[], contextlib.AbstractContextManager], dict, str]] = {
     "full": ("nothing: the solver as shipped", contextlib.nullcontext, {}, "full"),
     "no block-copy compaction": (
         "history and state compacted with index_select (an element-wise gather on the CPU) instead of "
         "block copies of runs of kept rows, and F/G reallocated instead of compacted in place",
-        lambda: patched(base_mod, "_BLOCK_COPY_BYTES", float("inf")), {}, "full"),
+        lambda: patched(rows_mod, "_BLOCK_COPY_BYTES", float("inf")), {}, "full"),
     "no Gram-diagonal norm": (
         "residual norm by a separate pass over g (vector_norm) instead of the Gram row's diagonal entry",
         lambda: patched(anderson_mod.Anderson, "residual_norm", FixedPointMethod.residual_norm), {}, "full"),
     "no buffer views at retirement": (
         "f(z) and g copied at each retirement instead of handed back as views of the compacted history",
         lambda: patched(anderson_mod.Anderson, "current", FixedPointMethod.current), {}, "full"),
-    "no clean-iteration loop": (
-        "the loop's safeguard bookkeeping (non-finite checks, restart counters) runs every iteration",
-        lambda: patched(base_mod, "_CPU_FAST_PATH", False), {}, "full"),
-    "no uniform window": (
-        "Anderson builds the masked (m+1)x(m+1) bordered systems every step instead of solving the "
-        "leading block of the incrementally kept float64 matrix",
-        lambda: patched(anderson_mod.Anderson, "uniform_fast_path", False), {}, "full"),
+    "no CPU shortcuts": (
+        "the general path accelerators run (solve(cpu_shortcuts=False)): the loop's safeguard bookkeeping "
+        "every iteration and Anderson's masked (m+1)x(m+1) bordered systems every step, instead of skipping "
+        "the bookkeeping in clean iterations and solving the leading block of the kept float64 matrix while "
+        "every window is whole",
+        contextlib.nullcontext, {"cpu_shortcuts": False}, "full"),
     "no per-sample compaction": (
         "converged samples stay in the batch until all are done (compact_fraction=1: batch-wide work)",
         contextlib.nullcontext, {"compact_fraction": 1.0}, "full"),
-    "no args compaction at retirement": (
-        "the active rows of every batch arg gathered (index_select) at every evaluation instead of once "
-        "when samples retire",
-        lambda: patched(base_mod, "_ARGS_COMPACTED_AT_RETIREMENT", False), {}, "full"),
-    "full, closure f": (
-        "nothing, but f is a closure over the whole batch (no args: done samples stay in the batch, "
-        "frozen); the baseline of the next variant",
-        contextlib.nullcontext, {"closure": True}, "full, closure f"),
-    "no in-place closure": (
-        "closure f: the frozen full batch rebuilt as a new tensor (index_copy) at every evaluation "
-        "instead of written in place",
-        lambda: patched(base_mod, "_CLOSURE_IN_PLACE", False), {"closure": True}, "full, closure f"),
     "with reused buffers": (
         "nothing switched off: a Workspace kept across repetitions is added (what a DEQ layer does); "
         "slowdown < 1 is its gain over fresh buffers",
@@ -92,12 +78,8 @@ def one(p, opts: dict) -> dict:
     opts = dict(opts)
     if opts.pop("workspace", False):
         opts["workspace"] = _WORKSPACE
-    if opts.pop("closure", False):
-        fn, args = (lambda z: f(z, *p.args)), ()
-    else:
-        fn, args = f, p.args
     t = time.perf_counter()
-    r = andersonn.solve(fn, p.z0, method="anderson", args=args, tol=p.tol, max_iter=p.max_iter,
+    r = andersonn.solve(f, p.z0, method="anderson", args=p.args, tol=p.tol, max_iter=p.max_iter,
                         store_trace=False, **opts)
     wall = time.perf_counter() - t
     return {"wall_s": wall, "f_s": f.seconds, "iterations": r.iterations, "f_rows": r.sample_evals,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .solvers import SolverInputError, SolverResult, Workspace, get_solver, solve
-from .solvers.base import StopRule
+from .solvers.options import StopRule
 
 __all__ = ["DEQ"]
 
@@ -166,11 +166,6 @@ class DEQ(nn.Module):
         self.last_jacobian: torch.Tensor | None = None
         self.last_spectral_radius: torch.Tensor | None = None
         self.workspace: Workspace | None = Workspace() if reuse_buffers else None
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        if "workspace" not in self.__dict__:  # a layer pickled before workspaces existed
-            self.workspace = Workspace()
 
     def _replicate_for_data_parallel(self) -> "DEQ":
         # nn.DataParallel runs replicas in threads: each gets its own buffers (with a shared

@@ -1,6 +1,8 @@
 """Fixed-point solvers: a registry of batched methods behind one :func:`solve`."""
 
-from .base import FixedPointMethod, SolverInputError, SolverOptions, StopRule, run_fixed_point
+from .loop import run_fixed_point
+from .method import FixedPointMethod
+from .options import SolverInputError, SolverOptions, StopRule
 from .registry import available_solvers, get_solver, register_solver, solve
 from .result import SolverResult, SolverStatus
 from .workspace import Workspace

@@ -32,11 +32,11 @@ Implementation notes (what makes it fast and robust):
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
-
 import torch
 
-from .base import FixedPointMethod, SolverInputError, SolverOptions, compact_rows_, maybe_any
+from .method import FixedPointMethod
+from .options import SolverInputError, SolverOptions
+from .rows import compact_rows_, maybe_any
 from .registry import register_solver
 
 __all__ = ["Anderson", "AndersonOptions"]
@@ -86,16 +86,15 @@ class Anderson(FixedPointMethod):
     can_restart = True
     # Why a sample's history restarts (codes 1, 2, 3 of step()'s second value).
     restart_causes = ("singular_system", "nonfinite_coefficients", "large_coefficients")
-    # On the CPU, while every sample's window holds the same columns, skip the per-sample masks
-    # (a host read is free there); False forces the masked path (tests compare the two).
-    uniform_fast_path: ClassVar[bool] = True
+    # On the CPU, while every sample's window holds the same columns, the per-sample masks are skipped
+    # (a host read is free there) unless the loop turned cpu_shortcuts off.
 
     def start(self, z: torch.Tensor, max_iter: int) -> None:
         b, n = z.shape
         m = min(self.options.m, max_iter)
         self.m = m
         self.dtype = z.dtype
-        fast = self.uniform_fast_path and z.device.type == "cpu"
+        fast = self.cpu_shortcuts and z.device.type == "cpu"
         ws = self.workspace
         if ws is None:
             self.F = z.new_zeros(b, m, n)
@@ -265,7 +264,7 @@ class Anderson(FixedPointMethod):
         valid = torch.where(fired[:, None], onehot, self.valid)
         self.valid = valid & ~reject[:, None]
         alpha = torch.where(ok[:, None], torch.nan_to_num(alpha), onehot.to(alpha.dtype))
-        if self.uniform_fast_path and alpha.device.type == "cpu" and bool(self.valid.all()):
+        if self.cpu_shortcuts and alpha.device.type == "cpu" and bool(self.valid.all()):
             self.valid = None  # every window is whole again
         return self._mix(alpha, self.m), cause
 
@@ -290,7 +289,7 @@ class Anderson(FixedPointMethod):
         ok = (info == 0) & torch.isfinite(alpha).all(1) & (alpha.abs().sum(1) <= o.max_coeff)
         return alpha, ok, info
 
-    def keep(self, rows: torch.Tensor, runs=None) -> None:
+    def keep(self, rows: torch.Tensor, runs: list[tuple[int, int, int]] | None) -> None:
         # The history is ours: compact it in place (block copies on the CPU, no new 2m-state buffers).
         self.F = compact_rows_(self.F, rows, runs)
         self.G = compact_rows_(self.G, rows, runs)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .base import FixedPointMethod, SolverInputError, SolverOptions
+from .method import FixedPointMethod
+from .options import SolverInputError, SolverOptions
 from .registry import register_solver
 
 __all__ = ["ForwardIteration", "ForwardOptions"]

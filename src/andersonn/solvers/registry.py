@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 
-from .base import FixedPointMethod, SolverInputError, StopRule, run_fixed_point
+from .loop import run_fixed_point
+from .method import FixedPointMethod
+from .options import SolverInputError, StopRule
 from .result import SolverResult
 from .workspace import Workspace
 
@@ -34,7 +37,7 @@ def register_solver(name: str, *, replace: bool = False) -> Callable[[M], M]:
         >>> register_solver("anderson")(HalfStep)
         Traceback (most recent call last):
         ...
-        andersonn.solvers.base.SolverInputError: a solver named 'anderson' is already registered (...)
+        andersonn.solvers.options.SolverInputError: a solver named 'anderson' is already registered (...)
     """
 
     def deco(cls: M) -> M:
@@ -46,6 +49,9 @@ def register_solver(name: str, *, replace: bool = False) -> Callable[[M], M]:
                 f"a solver named {name!r} is already registered ({old.__module__}.{old.__qualname__}); "
                 f"pick another name, or pass replace=True to replace it with {cls.__qualname__}"
             )
+        if len(inspect.signature(cls.keep).parameters) != 3:
+            raise SolverInputError(f"{cls.__qualname__}.keep must take (self, rows, runs), "
+                                   f"got {cls.keep.__qualname__}{inspect.signature(cls.keep)}")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -83,6 +89,7 @@ def solve(
     compact_fraction: float = StopRule.compact_fraction,
     store_trace: bool = True,
     workspace: Workspace | None = None,
+    cpu_shortcuts: bool = True,
     **options: Any,
 ) -> SolverResult:
     """Find z* = f(z*, *args) for every sample of a batch.
@@ -111,6 +118,9 @@ def solve(
         workspace: a :class:`Workspace` whose buffers (Anderson's history) are reused by
             later solves with the same shapes, saving their allocation, zero fill and
             page faults (a DEQ layer keeps one); None allocates afresh.
+        cpu_shortcuts: on the CPU, skip work nothing needs while every residual is finite and
+            every window whole (safeguard bookkeeping, Anderson's per-sample masks); False runs the
+            general path accelerators run, which gives the same answers: it exists to check that.
         **options: the method's own options (e.g. ``m``, ``lam``, ``beta`` for Anderson);
             an unknown one raises :class:`SolverInputError`.
 
@@ -136,4 +146,5 @@ def solve(
         compact_fraction=compact_fraction,
     )
     with torch.no_grad():
-        return run_fixed_point(f, z0, cls(opts), stop, args=args, store_trace=store_trace, workspace=workspace)
+        return run_fixed_point(f, z0, cls(opts), stop, args=args, store_trace=store_trace, workspace=workspace,
+                               cpu_shortcuts=cpu_shortcuts)
