@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests
+
+# the edit loop: the suite without the tests marked slow (CI and `make test` run everything)
+test-fast: install
+	$(PY) -m pytest tests -m "not slow"
 
 bench: install
 	$(PY) -m pip install -q -e ".[all,dev,bench]"

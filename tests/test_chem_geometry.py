@@ -143,6 +143,7 @@ def test_charged_molecule_has_no_gfn2_dipole():
         xtb_charges_and_dipole(molh)
 
 
+@pytest.mark.slow
 def test_qm9_cache_resumes_after_kill(tmp_path):
     """Kill the build after its first chunk: the rerun builds only the chunks that are missing."""
     from andersonn.chem import qm9

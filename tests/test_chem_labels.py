@@ -25,6 +25,7 @@ WATER_Z = np.array([8, 1, 1])
 WATER_R = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])  # experimental geometry
 
 
+@pytest.mark.slow
 def test_xtb_and_dft_water_dipole_near_experiment() -> None:
     _, mu_xtb = xtb_dipole(WATER_Z, WATER_R)
     _, mu_dft = dft_dipole(WATER_Z, WATER_R)
@@ -145,6 +146,7 @@ _MOLS = [
 ]
 
 
+@pytest.mark.slow
 def test_interrupted_labelling_run_resumes_without_recomputing(tmp_path: Path) -> None:
     f = tmp_path / "mols.smi"
     f.write_text("".join(f"{s} m{i}\n" for i, s in enumerate(_MOLS)))
@@ -179,6 +181,7 @@ def test_interrupted_labelling_run_resumes_without_recomputing(tmp_path: Path) -
     assert all(r.get("dipole_debye") is not None and not r.get("error") for r in rows)
 
 
+@pytest.mark.slow
 def test_label_command_errors_are_one_line(tmp_path):
     import subprocess
     import sys
@@ -200,6 +203,7 @@ def test_label_command_errors_are_one_line(tmp_path):
     assert p.returncode == 2 and "blob.csv: not a text file of molecules" in p.stderr
 
 
+@pytest.mark.slow
 def test_label_command_says_how_many_labels_came_from_the_cache(tmp_path):
     import subprocess
     import sys

@@ -12,6 +12,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or large fixtures: `make test` runs it, `make test-fast` does not
+
 pytest.importorskip("pymatgen")
 
 from andersonn.materials import cache as cache_mod  # noqa: E402

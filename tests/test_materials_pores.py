@@ -4,6 +4,8 @@ on a handful of real CoRE MOF structures."""
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or large fixtures: `make test` runs it, `make test-fast` does not
+
 pytest.importorskip("pymatgen")
 pytest.importorskip("CoRE_MOF")
 

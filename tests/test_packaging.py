@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or large fixtures: `make test` runs it, `make test-fast` does not
+
 from andersonn.extras import EXTRAS, MissingExtraError, require_extra
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -43,6 +43,7 @@ def test_screen_cifs_reports_bad_file_and_carries_on(pores_model, tmp_path):
     assert "p_gas" in text.splitlines()[0] and "corrupt" in text
 
 
+@pytest.mark.slow
 def test_screen_cli(pores_model, tmp_path):
     p = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(example_cif_path("NaCl")),
                         str(example_cif_path("disordered")), "--model", str(pores_model), "--out", str(tmp_path / "s.json")],
@@ -81,6 +82,7 @@ def test_screen_molecules_file_with_a_bad_line(polarity_model, tmp_path):
         screen([f], polarity_model, task="pores")
 
 
+@pytest.mark.slow
 def test_screen_refuses_a_model_of_another_dataset_and_bad_model_files(tmp_path):
     digits = tmp_path / "digits"
     cfg = TrainConfig(dataset="digits", dataset_options={"image_size": 8}, out_dir=str(digits), epochs=1, max_train=50,

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or large fixtures: `make test` runs it, `make test-fast` does not
+
 pytest.importorskip("rdkit")
 pytest.importorskip("tblite")
 

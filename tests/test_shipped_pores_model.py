@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses, clusters or large fixtures: `make test` runs it, `make test-fast` does not
+
 pytest.importorskip("pymatgen")
 
 from andersonn.screening import SHIPPED_MODELS, screen, shipped_model  # noqa: E402

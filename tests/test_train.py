@@ -61,6 +61,7 @@ def test_bad_flag_combinations_are_rejected(tmp_path, kw, pattern):
         train(tiny(tmp_path, "bad", **kw), progress=False)
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_flags_in_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "andersonn", "train", "--solver", "forward", "--m", "3",
                         "--out", str(tmp_path / "x")], capture_output=True, text=True)
@@ -71,6 +72,7 @@ def test_cli_reports_bad_flags_in_one_line(tmp_path):
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_equal_replicas(tmp_path):
     out = tmp_path / "ddp"
     env = os.environ | {"OMP_NUM_THREADS": "1"}
@@ -244,6 +246,7 @@ def test_run_files_follow_the_umask(tmp_path):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
 
 
+@pytest.mark.slow
 def test_cli_has_lr_min_and_rejects_unknown_dataset_options(tmp_path):
     p = subprocess.run([sys.executable, "-m", "andersonn", "train", "--help"], capture_output=True, text=True,
                        env=os.environ | {"COLUMNS": "200"})
@@ -354,6 +357,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_ddp_run_whose_rank_dies_says_so_and_resumes_from_its_last_checkpoint(tmp_path):
     """Two ranks; rank 1 is killed mid-epoch. The surviving rank stops with one line naming the cause
     and the fix, and `--resume` continues from the last checkpoint to the same parameters as a run
