@@ -64,7 +64,10 @@ def main() -> int:
         for label, tree in (("before", args.before), ("after", args.after)):
             env = {**os.environ, "PYTHONPATH": str(tree.resolve() / "src")}
             proc = subprocess.run([sys.executable, __file__, "--one", str(tree.resolve())], env=env,
-                                  capture_output=True, text=True, check=True)
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                sys.exit(f"error: the timing run in {tree} failed: {last}")
             row[label] = json.loads(proc.stdout.strip().splitlines()[-1])
         rounds.append(row)
     summary = {}
@@ -76,7 +79,11 @@ def main() -> int:
         print(f"{name:14s} after/before x{summary[name]['after_over_before']:.2f} "
               f"({min(ratios):.2f}-{max(ratios):.2f}) same NFE {same}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"before": str(args.before), "after": str(args.after), "rounds": rounds,
+    commits = {label: subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True,
+                                     text=True).stdout.strip() or "not a git checkout"
+               for label, tree in (("before", args.before), ("after", args.after))}
+    args.out.write_text(json.dumps({"before": str(args.before), "after": str(args.after), "commits": commits,
+                                    "rounds": rounds,
                                     "summary": summary}, indent=2) + "\n")
     return 0
 

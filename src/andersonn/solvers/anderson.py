@@ -32,6 +32,7 @@ Implementation notes (what makes it fast and robust):
 from __future__ import annotations
 
 import dataclasses
+
 import torch
 
 from .method import FixedPointMethod
@@ -86,8 +87,6 @@ class Anderson(FixedPointMethod):
     can_restart = True
     # Why a sample's history restarts (codes 1, 2, 3 of step()'s second value).
     restart_causes = ("singular_system", "nonfinite_coefficients", "large_coefficients")
-    # On the CPU, while every sample's window holds the same columns, the per-sample masks are skipped
-    # (a host read is free there) unless the loop turned cpu_shortcuts off.
 
     def start(self, z: torch.Tensor, max_iter: int) -> None:
         b, n = z.shape

@@ -62,10 +62,10 @@ def run_fixed_point(
     """
     method.cpu_shortcuts = cpu_shortcuts
     if workspace is None or not workspace.acquire():
-        return _Loop(f, z0, method, stop, args, store_trace, cpu_shortcuts).run()
+        return _Loop(f, z0, method, stop, args, store_trace).run()
     try:
         method.workspace = workspace
-        return _Loop(f, z0, method, stop, args, store_trace, cpu_shortcuts).run()
+        return _Loop(f, z0, method, stop, args, store_trace).run()
     finally:
         method.workspace = None
         workspace.release()
@@ -175,7 +175,7 @@ class _Loop:
     """One solve: the stopping rule applied to the proposals of ``method``, sample by sample."""
 
     def __init__(self, f: Callable[..., torch.Tensor], z0: torch.Tensor, method: FixedPointMethod, stop: StopRule,
-                 args: Sequence[torch.Tensor], store_trace: bool, cpu_shortcuts: bool) -> None:
+                 args: Sequence[torch.Tensor], store_trace: bool) -> None:
         _validate_z0(z0)
         stop.validate()
         self.shape = z0.shape
@@ -189,7 +189,7 @@ class _Loop:
         self.relative = stop.stop_mode == "rel"
         # On the CPU a clean iteration (every residual finite) skips the safeguard bookkeeping until one
         # is not; accelerators always do it rather than read a flag back every iteration.
-        self.shortcut_clean = self.cpu and cpu_shortcuts
+        self.shortcut_clean = self.cpu and method.cpu_shortcuts
         self.safeguarded = not self.shortcut_clean
         self.cause_names = tuple(method.restart_causes) + ("other", "nonfinite_evaluation")
         self.col_other = len(method.restart_causes) + 1

@@ -49,9 +49,11 @@ def register_solver(name: str, *, replace: bool = False) -> Callable[[M], M]:
                 f"a solver named {name!r} is already registered ({old.__module__}.{old.__qualname__}); "
                 f"pick another name, or pass replace=True to replace it with {cls.__qualname__}"
             )
-        if len(inspect.signature(cls.keep).parameters) != 3:
+        try:  # the loop calls keep(rows, runs): refuse now a method that cannot take them
+            inspect.signature(cls.keep).bind(None, None, None)
+        except TypeError:
             raise SolverInputError(f"{cls.__qualname__}.keep must take (self, rows, runs), "
-                                   f"got {cls.keep.__qualname__}{inspect.signature(cls.keep)}")
+                                   f"got {cls.keep.__qualname__}{inspect.signature(cls.keep)}") from None
         cls.name = name
         _REGISTRY[name] = cls
         return cls
