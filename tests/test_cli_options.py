@@ -38,8 +38,8 @@ NEGATIVE_OK = {
 ZERO_OK.update(NEGATIVE_OK)
 # (command, option) -> why an unknown name cannot be rejected without heavy work (not exercised).
 FREE_STRINGS = {
-    ("label", "scheduler"): "a Dask address is only known bad once connecting to it",
-    ("screen", "scheduler"): "a Dask address is only known bad once connecting to it",
+    ("label", "scheduler"): "known bad only on connecting: test_parallel.py::test_a_bad_scheduler_address_...",
+    ("screen", "scheduler"): "known bad only on connecting (the same parallel._client as label's)",
 }
 # Path options for which an (empty) directory is a valid value.
 DIR_OK = {"data_dir": "an empty folder is valid for datasets that need none (digits)"}

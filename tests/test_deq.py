@@ -119,6 +119,28 @@ def test_poster_classifier_has_64842_parameters_and_runs():
         model(torch.randn(2, 1, 32, 32))
 
 
+def test_channel_sum_readout_adds_the_image_sums_to_the_logits():
+    """The readout's parameters are counted as documented, and it moves the logits of two images that
+    differ only in one channel's total, which the poster's model (pooled GroupNorm features) sees at a
+    different scale only."""
+    from andersonn.models import ChannelSumReadout, count_parameters, deq_classifier
+
+    plain = deq_classifier(in_channels=5, image_size=8, num_classes=3, channels=8, inner_channels=8, groups=2, pool=4)
+    wide = deq_classifier(in_channels=5, image_size=8, num_classes=3, channels=8, inner_channels=8, groups=2, pool=4,
+                          channel_sums=True)
+    assert count_parameters(wide) - count_parameters(plain) == 5 * (3 + 2) + 3
+    readout = ChannelSumReadout(5, 3).eval()
+    with torch.no_grad():
+        readout.norm.running_var.fill_(1.0)
+        readout.linear.weight.zero_()
+        readout.linear.weight[1, 2] = 1.0
+        x = torch.zeros(2, 5, 8, 8)
+        x[0, 2, 0, 0], x[1, 2, 0, 0] = 1.0, 100.0  # channel 2 sums to 1 and to 100
+        out = readout(x) - readout.linear.bias
+    torch.testing.assert_close(out[:, 1], torch.log1p(torch.tensor([1.0, 100.0])) / (1 + 1e-5) ** 0.5)
+    assert torch.all(out[:, [0, 2]] == 0)
+
+
 def test_classifier_widths_are_arguments():
     model = deq_classifier(in_channels=1, image_size=16, num_classes=2, channels=16, inner_channels=32, pool=4)
     assert model(torch.randn(3, 1, 16, 16)).shape == (3, 2)

@@ -259,3 +259,23 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(tmp_path):
         if label is not None and label.poll() is None:
             label.kill()
         _stop_cluster(procs)
+
+
+@pytest.mark.parametrize("address", ["garbage", "tcp://127.0.0.1:1"])
+def test_a_bad_scheduler_address_is_one_line_naming_it(tmp_path, address):
+    """A typo in `--scheduler` (not an address, or nothing listening there) is refused in one line that names
+    the address, within the connect timeout, and nothing is computed."""
+    from typer.testing import CliRunner
+
+    from andersonn.cli import app
+
+    pytest.importorskip("distributed")
+    mols = tmp_path / "m.smi"
+    mols.write_text("CO methanol\n")
+    r = CliRunner().invoke(app, ["label", str(mols), "--method", "gfn2-1conf", "--scheduler", address,
+                                 "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "l.csv")])
+    assert r.exit_code == 2, r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.output, r.output
+    assert f"could not connect to the Dask scheduler at {address!r}" in lines[0], lines[0]
+    assert not (tmp_path / "l.csv").exists()

@@ -83,6 +83,7 @@ Patience = Annotated[int, typer.Option(help="Stop when validation accuracy has n
 Width = Annotated[int, typer.Option(help="Channels of the DEQ state (the poster's CIFAR-10 model: 48).")]
 JacobianReg = Annotated[float, typer.Option(help="Weight of a Jacobian penalty ||df/dz||_F^2/dim (one Hutchinson probe at z*) added to the loss, keeping f contractive so solves take fewer iterations (0: none; ~0.1-1 typical; one extra vector-Jacobian product per step).")]
 InnerWidth = Annotated[int, typer.Option(help="Channels inside the implicit block (the poster's: 64).")]
+ChannelSums = Annotated[bool, typer.Option(help="Also read the image's per-channel pixel sums into the logits (a linear path beside the DEQ, for labels that are global sums such as a molecule's dipole; not in the poster's model).")]
 
 
 def _fail(msg: str) -> None:
@@ -174,6 +175,7 @@ def train(
     depth: Annotated[int, typer.Option(help="Blocks of the explicit baseline (1: same parameter count as the DEQ).")] = 1,
     dataset_option: DatasetOption = None, label_smoothing: LabelSmoothing = 0.0, patience: Patience = 0,
     channels: Width = 48, inner_channels: InnerWidth = 64, jacobian_reg: JacobianReg = 0.0,
+    channel_sums: ChannelSums = False,
 ) -> None:
     """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP.
 
@@ -184,7 +186,7 @@ def train(
 
     cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, dataset_option=dataset_option,
                   label_smoothing=label_smoothing, patience=patience, channels=channels, inner_channels=inner_channels,
-                  jacobian_reg=jacobian_reg, out_dir=str(out), solver=solver, m=m,
+                  jacobian_reg=jacobian_reg, channel_sums=channel_sums, out_dir=str(out), solver=solver, m=m,
                   lam=lam, beta=beta, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
                   bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,

@@ -42,7 +42,12 @@ __all__ = ["ResultCache", "map_cached", "map_chunk_files", "ClusterStartError"]
 
 
 class ClusterStartError(RuntimeError):
-    """The local Dask cluster could not start; the message names the cause and the fix."""
+    """No Dask cluster to compute on: a local one could not start, or the scheduler given could not be reached.
+    The message names the cause and the fix."""
+
+
+# How long to wait for a scheduler given by address (Dask's own default is 30 s); a typo should not hang.
+_CONNECT_TIMEOUT_S = 10
 
 
 _SCRIPT_FIX = ('put the calls under `if __name__ == "__main__":` (Dask\'s worker processes import the main script '
@@ -216,15 +221,14 @@ def map_cached(
     (0.5, 'ZeroDivisionError: division by zero')
     """
     todo = {k: v for k, v in items.items() if k not in cache}
-    if todo:
+    if todo and scheduler != "synchronous":
+        _run_dask(fn, todo, cache, scheduler, n_workers, desc, progress)
+    elif todo:
         bar = _progress(len(todo), desc, progress)
         try:
-            if scheduler == "synchronous":
-                for key, item in todo.items():
-                    cache.put(key, _safe_call(fn, item))
-                    bar.update(1)
-            else:
-                _run_dask(fn, todo, cache, scheduler, n_workers, bar)
+            for key, item in todo.items():
+                cache.put(key, _safe_call(fn, item))
+                bar.update(1)
         finally:
             bar.close()
     return {k: cache.get(k) for k in items}
@@ -237,7 +241,12 @@ def _client(scheduler: str | None, n_workers: int | None):  # noqa: ANN202 - (Cl
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler, timeout=_CONNECT_TIMEOUT_S), None
+        except (OSError, ValueError, TypeError) as exc:  # unreachable, refused, or not an address at all
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ClusterStartError(f"could not connect to the Dask scheduler at {scheduler!r} "
+                                    f"({type(exc).__name__}: {first})") from exc
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         # A spawned worker re-running an unguarded script while it starts (what multiprocessing's own
         # bootstrapping check looks at): say so here, printed by the worker, besides the parent's error below.
@@ -265,11 +274,14 @@ def _run_dask(
     cache: ResultCache,
     scheduler: str | None,
     n_workers: int | None,
-    bar: Any,
+    desc: str,
+    progress: bool,
 ) -> None:
-    client, cluster = _client(scheduler, n_workers)  # first: it says so when Dask is not installed
+    # The cluster first: it says so when Dask is missing or the scheduler unreachable, before a bar is drawn.
+    client, cluster = _client(scheduler, n_workers)
     from dask.distributed import as_completed
 
+    bar = _progress(len(todo), desc, progress)
     try:
         futures = {}
         for key, item in todo.items():
@@ -284,6 +296,7 @@ def _run_dask(
             cache.put(key, rec)
             bar.update(1)
     finally:
+        bar.close()
         client.close()
         if cluster is not None:
             cluster.close()

@@ -10,7 +10,7 @@ from torch import nn
 from ..deq import DEQ
 from .implicit import ImplicitConvBlock
 
-__all__ = ["DEQClassifier", "deq_classifier", "count_parameters"]
+__all__ = ["DEQClassifier", "ChannelSumReadout", "deq_classifier", "count_parameters"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -18,15 +18,42 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+class ChannelSumReadout(nn.Module):
+    """A linear read of the image's per-channel pixel sums, added to the logits.
+
+    Some labels are global sums over the image: the pixels of a molecule's ``dipole_dot`` channel sum to its
+    squared dipole. The convolutional path reads such sums poorly, because every GroupNorm of the block
+    divides each sample by its own spread (on the drug-like molecules the explicit CNN stays at 74% validation
+    accuracy after 25 epochs, where a logistic regression on the channel sums gets 85.6%). This path gives
+    the classifier the sums directly: signed log1p (they span 1e-3 to 1e4), BatchNorm, linear. It adds
+    ``in_channels * (num_classes + 2) + num_classes`` parameters.
+
+    Example:
+        >>> import torch
+        >>> ChannelSumReadout(3, 2)(torch.randn(4, 3, 8, 8)).shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(in_channels)
+        self.linear = nn.Linear(in_channels, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        sums = images.sum((2, 3))
+        return self.linear(self.norm(torch.sign(sums) * torch.log1p(sums.abs())))
+
+
 class DEQClassifier(nn.Module):
-    """stem conv + BatchNorm -> DEQ(ImplicitConvBlock) -> BatchNorm -> average pool -> linear.
+    """stem conv + BatchNorm -> DEQ(ImplicitConvBlock) -> BatchNorm -> average pool -> linear,
+    plus (``channel_sums=True``) a :class:`ChannelSumReadout` of the image added to the logits.
 
     ``forward`` returns logits; the DEQ's solve statistics are at ``self.deq``.
     """
 
     def __init__(
         self, in_channels: int, image_size: int, num_classes: int, channels: int, inner_channels: int,
-        groups: int, pool: int, deq_options: dict[str, Any],
+        groups: int, pool: int, deq_options: dict[str, Any], channel_sums: bool = False,
     ) -> None:
         super().__init__()
         if image_size % pool:
@@ -40,9 +67,10 @@ class DEQClassifier(nn.Module):
             nn.BatchNorm2d(channels), nn.AvgPool2d(pool, pool), nn.Flatten(),
             nn.Linear(channels * side * side, num_classes),
         )
+        self.channel_sums = ChannelSumReadout(in_channels, num_classes) if channel_sums else None
         self.config = dict(
             in_channels=in_channels, image_size=image_size, num_classes=num_classes, channels=channels,
-            inner_channels=inner_channels, groups=groups, pool=pool,
+            inner_channels=inner_channels, groups=groups, pool=pool, channel_sums=channel_sums,
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -51,15 +79,17 @@ class DEQClassifier(nn.Module):
             raise ValueError(
                 f"expected images of shape (batch, {c}, {s}, {s}), got {tuple(images.shape)}"
             )
-        return self.head(self.deq(self.stem(images)))
+        logits = self.head(self.deq(self.stem(images)))
+        return logits if self.channel_sums is None else logits + self.channel_sums(images)
 
 
 def deq_classifier(
     in_channels: int = 3, image_size: int = 32, num_classes: int = 10, *, channels: int = 48,
-    inner_channels: int = 64, groups: int = 8, pool: int = 8, **deq_options: Any,
+    inner_channels: int = 64, groups: int = 8, pool: int = 8, channel_sums: bool = False, **deq_options: Any,
 ) -> DEQClassifier:
     """The poster's classifier; the defaults (CIFAR-10) give exactly 64,842 trainable parameters.
 
+    ``channel_sums`` adds a :class:`ChannelSumReadout` (not in the poster's model).
     ``deq_options`` go to :class:`andersonn.DEQ` (``solver``, ``tol``, ``max_iter``, ``m``, ...).
 
     Example:
@@ -67,4 +97,5 @@ def deq_classifier(
         >>> count_parameters(deq_classifier())
         64842
     """
-    return DEQClassifier(in_channels, image_size, num_classes, channels, inner_channels, groups, pool, deq_options)
+    return DEQClassifier(in_channels, image_size, num_classes, channels, inner_channels, groups, pool, deq_options,
+                         channel_sums)

@@ -32,7 +32,7 @@ class ExplicitStack(nn.Module):
 
 def explicit_classifier(
     in_channels: int = 3, image_size: int = 32, num_classes: int = 10, *, channels: int = 48,
-    inner_channels: int = 64, groups: int = 8, pool: int = 8, depth: int = 1,
+    inner_channels: int = 64, groups: int = 8, pool: int = 8, depth: int = 1, channel_sums: bool = False,
 ) -> DEQClassifier:
     """Same stem and head as :func:`andersonn.models.deq_classifier`, with an explicit stack in place of the DEQ.
 
@@ -41,7 +41,8 @@ def explicit_classifier(
         >>> count_parameters(explicit_classifier()) == count_parameters(deq_classifier())
         True
     """
-    model = DEQClassifier(in_channels, image_size, num_classes, channels, inner_channels, groups, pool, {})
+    model = DEQClassifier(in_channels, image_size, num_classes, channels, inner_channels, groups, pool, {},
+                          channel_sums)
     model.deq = ExplicitStack(channels, inner_channels, groups, depth)
     model.config["arch"] = "explicit"
     model.config["depth"] = depth

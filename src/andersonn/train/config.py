@@ -93,6 +93,8 @@ class TrainConfig:
     inner_channels: int = 64
     groups: int = 8
     pool: int | None = None
+    # the head also reads the image's per-channel sums (models.ChannelSumReadout); not in the poster's model
+    channel_sums: bool = False
     # optimisation
     epochs: int = 10
     batch_size: int = 100

@@ -78,12 +78,13 @@ def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifi
         model = explicit_classifier(
             in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
             channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"],
-            depth=mc["depth"],
+            depth=mc["depth"], channel_sums=mc.get("channel_sums", False),
         )
     else:
         model = deq_classifier(
             in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
-            channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"], **opts,
+            channels=mc["channels"], inner_channels=mc["inner_channels"], groups=mc["groups"], pool=mc["pool"],
+            channel_sums=mc.get("channel_sums", False), **opts,
         )
     try:
         model.load_state_dict(load_file(str(weights)))

@@ -74,10 +74,12 @@ def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes
     pool = cfg.pool or default_pool(h)
     if cfg.arch == "explicit":
         return explicit_classifier(in_channels=c, image_size=h, num_classes=num_classes, channels=cfg.channels,
-                                   inner_channels=cfg.inner_channels, groups=cfg.groups, pool=pool, depth=cfg.depth)
+                                   inner_channels=cfg.inner_channels, groups=cfg.groups, pool=pool, depth=cfg.depth,
+                                   channel_sums=cfg.channel_sums)
     return deq_classifier(
         in_channels=c, image_size=h, num_classes=num_classes, channels=cfg.channels,
-        inner_channels=cfg.inner_channels, groups=cfg.groups, pool=pool, **cfg.deq_options(),
+        inner_channels=cfg.inner_channels, groups=cfg.groups, pool=pool, channel_sums=cfg.channel_sums,
+        **cfg.deq_options(),
     )
 
 
