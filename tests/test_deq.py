@@ -18,7 +18,7 @@ def _unrolled(f, x, iters):
     return z
 
 
-@pytest.mark.parametrize("solver", ["anderson", "forward"])
+@pytest.mark.parametrize("solver", ["anderson", "forward", "broyden"])
 def test_ift_gradients_match_autograd_through_unrolled_solve(solver):
     torch.manual_seed(0)
     f = ImplicitConvBlock(channels=8, inner_channels=8, groups=4, init_std=0.05).double()

@@ -35,7 +35,7 @@ def nan_on_call(f, call, row, col):
     return flaky
 
 
-@pytest.mark.parametrize("method", ["forward", "anderson"])
+@pytest.mark.parametrize("method", ["forward", "anderson", "broyden"])
 def test_linear_map_reaches_tolerance_and_solution(method):
     f, z_star = linear_problem()
     r = solve(f, torch.zeros_like(z_star), method=method, tol=1e-8, max_iter=1000)
@@ -49,6 +49,7 @@ def test_linear_map_reaches_tolerance_and_solution(method):
     assert torch.allclose(recomputed, r.residual, rtol=1e-6, atol=1e-14)
 
 
+# not broyden: its secant step solves this map exactly at the second step, so the two modes cannot differ
 @pytest.mark.parametrize("method", ["forward", "anderson"])
 def test_stop_mode_abs_stops_on_the_absolute_residual(method):
     # z* = 1000: a relative residual of 1e-6 is an absolute one of ~1e-3, so the two modes differ.
@@ -81,7 +82,7 @@ def test_anderson_needs_far_fewer_evaluations_than_forward():
     assert aa.mean_nfe * 4 < fwd.mean_nfe, (aa.mean_nfe, fwd.mean_nfe)
 
 
-@pytest.mark.parametrize("method", ["forward", "anderson"])
+@pytest.mark.parametrize("method", ["forward", "anderson", "broyden"])
 def test_mixed_batch_easy_samples_stop_early(method):
     # Per-sample scalar-field maps z = a z + 1: a=0.1 is easy, a=0.97 is hard.
     a = torch.tensor([0.1, 0.97, 0.1, 0.1, 0.97, 0.1], dtype=torch.float64)[:, None].expand(6, 16)
@@ -133,6 +134,46 @@ def test_nonfinite_evaluation_restarts_from_best_iterate():
     assert r.success, r.message
     assert int(r.restarts[0]) >= 1 and int(r.restarts[1]) == 0
     assert torch.isfinite(r.z).all() and torch.allclose(r.z, z_star, atol=1e-6)
+
+
+def test_broyden_on_a_linear_map_needs_about_2n_evaluations_where_forward_needs_thousands():
+    """Good Broyden with memory for every update terminates in at most 2n steps on a linear map in
+    exact arithmetic (Gay 1979); forward iteration with spectral radius 0.99 needs ~1,800."""
+    f, z_star = linear_problem(n=20, rho=0.99)
+    fwd = solve(f, torch.zeros_like(z_star), method="forward", tol=1e-10, max_iter=5000)
+    br = solve(f, torch.zeros_like(z_star), method="broyden", memory=60, tol=1e-10, max_iter=5000)
+    assert br.success and fwd.success, (br.message, fwd.message)
+    assert int(br.nfe.max()) <= 2 * 20 + 10 < int(fwd.nfe.min()) // 20, (br.nfe, fwd.nfe)
+    assert torch.allclose(br.z, z_star, atol=1e-7)
+    assert br.restart_counts == {"small_denominator": 0, "other": 0, "nonfinite_evaluation": 0}
+
+
+def test_broyden_skipped_updates_restart_and_are_counted_by_cause():
+    """An update whose secant denominator is too small is skipped: the sample restarts from H = -I
+    (a forward step), which still converges on a contractive map."""
+    f, z_star = linear_problem(batch=2, rho=0.6)
+    r = solve(f, torch.zeros_like(z_star), method="broyden", min_denominator=0.999, tol=1e-8, max_iter=500)
+    assert r.success, r.message
+    assert int(r.restarts_by_cause["small_denominator"].min()) > 0
+    assert torch.equal(sum(r.restarts_by_cause.values()), r.restarts)
+    assert torch.allclose(r.z, z_star, atol=1e-6)
+
+
+def test_broyden_forgets_the_history_of_a_sample_whose_evaluation_was_not_finite():
+    f, z_star = linear_problem(batch=2)
+    r = solve(nan_on_call(f, call=4, row=0, col=3), torch.zeros_like(z_star), method="broyden", memory=80,
+              tol=1e-8, max_iter=500)
+    assert r.success, r.message
+    assert r.restarts_by_cause["nonfinite_evaluation"].tolist() == [1, 0]
+    assert int(r.restarts_by_cause["small_denominator"][0]) == 0  # the rejected point makes no secant pair
+    assert torch.isfinite(r.z).all() and torch.allclose(r.z, z_star, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,pattern", [({"memory": 0}, "memory"), ({"memory": 2.5}, "memory"),
+                                            ({"min_denominator": 1.0}, "min_denominator")])
+def test_broyden_bad_options_are_refused_by_name(kwargs, pattern):
+    with pytest.raises(SolverInputError, match=pattern):
+        solve(lambda z: 0.5 * z, torch.zeros(1, 2), method="broyden", **kwargs)
 
 
 def nan_on_calls(f, calls, row):
