@@ -7,6 +7,8 @@ instead of starting training, xTB labelling or a Dask cluster."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -181,6 +183,12 @@ def test_bad_option_value_is_one_line(command, option, tmp_path):
         assert lines[0].startswith("error:"), f"{args}: {lines[0]}"
         if param.name in OUTPUTS:  # the output is refused first, by name, before any input is read
             assert "afile.txt" in lines[0] and param.opts[0] in lines[0], f"{args}: {lines[0]}"
+        elif param.param_type_name == "argument" or _kind(param) == "path":  # the line names the file
+            assert Path(value).name in lines[0], f"{args}: the error does not name {value}: {lines[0]}"
+        else:  # the line names the option (or, for a value of another option's making, the value itself)
+            named = (param.opts[0] in lines[0] or f"'{value}'" in lines[0] or f"{value!r}" in lines[0]
+                     or param.name in lines[0])
+            assert named, f"{args}: the error names neither {param.opts[0]} nor {value!r}: {lines[0]}"
 
 
 def test_every_command_is_walked():

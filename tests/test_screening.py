@@ -106,3 +106,14 @@ def test_screen_refuses_a_model_of_another_dataset_and_bad_model_files(tmp_path)
     assert p.returncode == 2 and "config.json: not a model config" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "andersonn", "residuals", "--batch", "0"], capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_a_molecule_goes_to_the_first_model_whose_image_holds_it():
+    from andersonn.chem.screen import heavy_atom_count
+    from andersonn.screening import _first_fitting
+
+    specs = [{"image_size": 9}, {"image_size": 32}]
+    counts = {s: heavy_atom_count(s) for s in ("O", "CCCCCCCCC", "CCCCCCCCCC", "C" * 40, "C1CC")}
+    assert counts == {"O": 1, "CCCCCCCCC": 9, "CCCCCCCCCC": 10, "C" * 40: 40, "C1CC": None}
+    assert [_first_fitting(n, specs) for n in counts.values()] == [0, 0, 1, 1, 0]
+    assert _first_fitting(40, specs[:1]) == 0

@@ -106,6 +106,7 @@ def main() -> None:
                   "epochs_run": summary.get("epochs_run", summary.get("epochs_done")),
                   "epochs_planned": config["config"]["epochs"], "training_finished": finished,
                   "jacobian_reg": config["config"].get("jacobian_reg", 0.0),
+                  "channel_sums": config["model"].get("channel_sums", False),
                   "train_time_s": summary["train_time_s"]},
         "accuracy": {
             "validation": summary.get("val_accuracy"),

@@ -362,7 +362,7 @@ def label(
 @app.command()
 def screen(
     paths: Annotated[list[Path], typer.Argument(help="CIF files (pores) or molecule files: CSV name,smiles or .smi (molecules).")],
-    model: Annotated[Optional[Path], typer.Option(help="Trained run folder (e.g. reports/pores/accelerated); default: the model shipped with the package for --task (molecules: the alms-qm9 DEQ; pores: the alms-pores DEQ).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Trained run folder (e.g. reports/pores/accelerated); default: the models shipped with the package for --task (molecules: the alms-qm9 DEQ for up to 9 heavy atoms, the alms-drug-like one for up to 32; pores: the alms-pores DEQ).")] = None,
     task: Annotated[str, typer.Option(help="'auto' (from the model's dataset; without --model: pores when every input is a .cif, else molecules), 'pores' or 'molecules'.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Write the rows to this .csv or .json.")] = None,
     with_labels: Annotated[bool, typer.Option(help="Molecules: also compute the GFN2-xTB dipole.")] = False,
@@ -399,7 +399,8 @@ def screen(
             p = (r.get("probabilities") or {}).get(r["predicted_class"], float("nan"))
         extra = f"  admits: {r['admits']}" if r.get("admits") else ""
         dip = f"  xTB dipole {r['xtb_dipole_debye']:.2f} D" if isinstance(r.get("xtb_dipole_debye"), float) else ""
-        typer.echo(f"{name}: {r['predicted_class']} (p={p:.2f}){extra}{dip}")
+        by = f", {r['model']}" if r.get("model") else ""
+        typer.echo(f"{name}: {r['predicted_class']} (p={p:.2f}{by}){extra}{dip}")
     ok = sum(1 for r in rows if not r.get("error"))
     rate = f", {timing['molecules_per_s']:.1f} molecules/s" if timing.get("molecules_per_s") else ""
     typer.echo(f"{ok}/{len(rows)} classified{rate}")

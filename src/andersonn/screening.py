@@ -7,6 +7,7 @@ files, one trained on ``alms-polarity`` screens molecule files (CSV ``name,smile
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,20 +20,28 @@ from .train.saved_model import load_trained
 TASKS = {"alms-pores": "pores", "alms-polarity": "molecules", "alms-qm9": "molecules", "alms-druglike": "molecules"}
 #: Where the trained models shipped with the package live, one folder per task.
 SHIPPED_MODELS = Path(__file__).resolve().parent / "data" / "files" / "models"
-SHIPPED = {"molecules": "alms-qm9", "pores": "alms-pores"}
+#: The shipped models of each task. A molecule goes to the first whose image has rows for all its heavy
+#: atoms: QM9's model (DFT labels, up to 9 heavy atoms) before the drug-like one (xTB labels, up to 32).
+SHIPPED = {"molecules": ("alms-qm9", "alms-druglike"), "pores": ("alms-pores",)}
 #: A model folder may carry a recalibration of its probabilities for the inputs a screen gives it
 #: (:class:`~andersonn.study.calibration.LogitScaling`, written by scripts/chem/qm9_screen_calibration.py).
 SCREEN_CALIBRATION = "screen_calibration.json"
 
 
-def shipped_model(task: str) -> Path:
-    """Folder of the trained model shipped for ``task`` (``"molecules"`` or ``"pores"``); a clear error when there is none."""
-    name = SHIPPED.get(task)
-    folder = SHIPPED_MODELS / name if name else None
-    if folder is None or not (folder / "model.safetensors").is_file():
+def shipped_models(task: str) -> list[Path]:
+    """Folders of the trained models shipped for ``task`` (``"molecules"`` or ``"pores"``), in the order a
+    screen tries them; a clear error when there is none."""
+    folders = [SHIPPED_MODELS / name for name in SHIPPED.get(task, ())]
+    folders = [f for f in folders if (f / "model.safetensors").is_file()]
+    if not folders:
         raise FileNotFoundError(f"no trained model is shipped for {task} yet: pass --model RUN_DIR "
                                 f"(a folder written by `andersonn train`)")
-    return folder
+    return folders
+
+
+def shipped_model(task: str) -> Path:
+    """The first of :func:`shipped_models` (for molecules, the QM9 model)."""
+    return shipped_models(task)[0]
 
 
 def load_predictor(run_dir: str | Path, calibrated: bool = True) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
@@ -78,8 +87,10 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
            progress: bool = False, timing: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Classify every structure or molecule in ``paths`` with the model in ``run_dir``; one row each.
 
-    ``run_dir=None`` takes the model shipped with the package for ``task``; with ``task="auto"``
-    that is the pores model when every path is a ``.cif`` file, else the molecules one. Unreadable inputs give a row with an ``error`` and the rest carry on.
+    ``run_dir=None`` takes the models shipped with the package for ``task`` (:data:`SHIPPED`: each molecule
+    goes to the first whose image holds it, and its row's ``model`` and ``label_mode`` say which answered);
+    with ``task="auto"`` that is the pores model when every path is a ``.cif`` file, else the molecules ones.
+    Unreadable inputs give a row with an ``error`` and the rest carry on.
     Molecule images are built on Dask (``scheduler``: ``None`` a local cluster, an address, or
     ``"synchronous"``); ``timing`` is filled with the throughput. Molecules need the ``chem`` extra and
     structures the ``materials`` one (:class:`~andersonn.extras.MissingExtraError` otherwise).
@@ -87,60 +98,96 @@ def screen(paths: Sequence[str | Path], run_dir: str | Path | None, task: str = 
     if run_dir is None:
         if task == "auto":
             task = "pores" if paths and all(Path(p).suffix.lower() == ".cif" for p in paths) else "molecules"
-        run_dir = shipped_model(task)
-    predict, meta = load_predictor(run_dir)
-    kind = task_of(meta, task)
-    size = meta["model"]["image_size"]
-    trained_on = meta["config"]["dataset"]
-    if trained_on not in TASKS:
-        raise ValueError(f"the model in {run_dir} was trained on {trained_on}, not on {kind} "
-                         f"(screening needs a model trained on {', '.join(k for k, v in TASKS.items() if v == kind)})")
-    if TASKS[trained_on] != kind:
-        raise ValueError(f"the model in {run_dir} was trained for {TASKS[trained_on]}, not {kind}")
+        run_dirs = shipped_models(task)
+    else:
+        run_dirs = [Path(run_dir)]
+    models = []
+    for folder in run_dirs:
+        predict, meta = load_predictor(folder)
+        kind = task_of(meta, task)
+        trained_on = meta["config"]["dataset"]
+        if trained_on not in TASKS:
+            raise ValueError(f"the model in {folder} was trained on {trained_on}, not on {kind} "
+                             f"(screening needs a model trained on {', '.join(k for k, v in TASKS.items() if v == kind)})")
+        if TASKS[trained_on] != kind:
+            raise ValueError(f"the model in {folder} was trained for {TASKS[trained_on]}, not {kind}")
+        models.append((predict, meta))
     if kind == "pores":
         require_extra("materials", "screening MOF structures", ["pymatgen"])
         from .materials.screen import screen_cifs
 
-        return screen_cifs(list(paths), predict, image_size=size, class_names=meta["class_names"],
-                           channels=meta.get("dataset_meta", {}).get("channels"))
+        predict, meta = models[0]
+        return screen_cifs(list(paths), predict, image_size=meta["model"]["image_size"],
+                           class_names=meta["class_names"], channels=meta.get("dataset_meta", {}).get("channels"))
+    require_extra("chem", "screening molecules", ["rdkit", "tblite"])
+    from .chem.labels import read_molecule_file
+    from .chem.screen import heavy_atom_count, screen_molecules
+
+    specs = [_molecule_screen_options(predict, meta) for predict, meta in models]
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for path in paths:
+        molecules = read_molecule_file(path)
+        groups: list[list[int]] = [[] for _ in specs]
+        for i, m in enumerate(molecules):
+            groups[_first_fitting(heavy_atom_count(m["smiles"]), specs) if len(specs) > 1 else 0].append(i)
+        screened: dict[int, dict[str, Any]] = {}
+        for spec, members in zip(specs, groups):
+            if not members:
+                continue
+            part_timing: dict[str, float] = {}
+            part = screen_molecules([molecules[i] for i in members], source=str(path), with_labels=with_labels,
+                                    scheduler=scheduler, n_workers=n_workers, progress=progress,
+                                    timing=part_timing, **spec)
+            screened.update(zip(members, part))
+            if timing is not None:
+                for k in ("images_s", "inference_s"):
+                    timing[k] = round(timing.get(k, 0.0) + part_timing.get(k, 0.0), 3)
+        rows.extend(screened[i] for i in range(len(molecules)))
+    if timing is not None:
+        timing["total_s"] = round(time.perf_counter() - t0, 3)
+        timing["molecules_per_s"] = round(len(rows) / timing["total_s"], 2) if timing["total_s"] > 0 else 0.0
+    return rows
+
+
+def _first_fitting(n_heavy: int | None, specs: list[dict[str, Any]]) -> int:
+    """Index of the first model whose image has a row for each of ``n_heavy`` atoms; the last when none has
+    (it reports the molecule too large), the first when the SMILES does not parse (it reports why)."""
+    if n_heavy is None:
+        return 0
+    return next((k for k, spec in enumerate(specs) if n_heavy <= spec["image_size"]), len(specs) - 1)
+
+
+def _molecule_screen_options(predict: Callable[[torch.Tensor], torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`~andersonn.chem.screen.screen_molecules` options for one trained molecule model: its
+    predictor, how to image a SMILES as it was trained, and what its class means."""
     from functools import partial
 
-    require_extra("chem", "screening molecules", ["rdkit", "tblite"])
-    from .chem.screen import geometry_images, graph_images, screen_file
+    from .chem.screen import geometry_images, graph_images
 
+    size, dataset = meta["model"]["image_size"], meta["config"]["dataset"]
     dmeta = meta.get("dataset_meta", {})
-    if meta["config"]["dataset"] in ("alms-qm9", "alms-druglike"):
+    threshold = dmeta.get("threshold_debye", 3.0)
+    if dataset in ("alms-qm9", "alms-druglike"):
         featurize = partial(geometry_images, image_size=size, channels=dmeta.get("channels"),
                             hydrogens=dmeta.get("hydrogens", "folded"))
         inputs = "MMFF conformers"
-        if meta["config"]["dataset"] == "alms-qm9":
-            label_mode = (f"QM9 DFT dipole >= {dmeta.get('threshold_debye', 3.0)} D (model trained at DFT geometries; "
+        if dataset == "alms-qm9":
+            label_mode = (f"QM9 DFT dipole >= {threshold} D (model trained at DFT geometries; "
                           "image from an MMFF conformer)")
         else:
-            label_mode = (f"GFN2-xTB dipole ({dmeta.get('label_mode', 'lowest')} label mode) >= "
-                          f"{dmeta.get('threshold_debye', 3.0)} D (model trained at the labelled conformer; image "
-                          "from the lowest-MMFF conformer)")
+            label_mode = (f"GFN2-xTB dipole ({dmeta.get('label_mode', 'lowest')} label mode) >= {threshold} D "
+                          "(model trained at the labelled conformer; image from the lowest-MMFF conformer)")
     else:
         inputs = "screening inputs"
         featurize = partial(graph_images, image_size=size)
-        label_mode = f"dipole >= {dmeta.get('threshold_debye', 3.0)} D (QM9 DFT + GFN2-xTB labels, 2-D image)"
+        label_mode = f"dipole >= {threshold} D (QM9 DFT + GFN2-xTB labels, 2-D image)"
     fitted = meta.get("screen_calibration")
     if fitted is not None:  # whatever the model, the row says its probabilities were recalibrated
         on = f" on {fitted['n']} {fitted.get('split', 'held-out')} molecules" if "n" in fitted else ""
         label_mode += f"; probabilities recalibrated for {inputs}{on}"
-    rows: list[dict[str, Any]] = []
-    for path in paths:
-        part_timing: dict[str, float] = {}
-        rows.extend(screen_file(path, predict, with_labels=with_labels, image_size=size, featurize=featurize,
-                                label_mode=label_mode, scheduler=scheduler, n_workers=n_workers, progress=progress,
-                                class_names=meta.get("class_names"), timing=part_timing))
-        if timing is not None:
-            for k, v in part_timing.items():
-                if k != "molecules_per_s":
-                    timing[k] = timing.get(k, 0.0) + v
-    if timing is not None and timing.get("total_s"):
-        timing["molecules_per_s"] = round(len(rows) / timing["total_s"], 2)
-    return rows
+    return {"predict_fn": predict, "image_size": size, "featurize": featurize, "label_mode": label_mode,
+            "model": dataset, "class_names": meta.get("class_names")}
 
 
 def write_rows(rows: list[dict[str, Any]], out: Path) -> None:

@@ -27,10 +27,23 @@ from andersonn.chem.labels import read_molecule_file
 from andersonn.chem.mol import parse_smiles
 from andersonn.fileio import write_csv
 
-__all__ = ["screen_file", "format_screen_table", "graph_images", "geometry_images"]
+__all__ = ["screen_file", "screen_molecules", "format_screen_table", "graph_images", "geometry_images",
+           "heavy_atom_count"]
 
-_FIELDS = ["line", "name", "smiles", "predicted_class", "probability", "p_strongly_polar", "label_mode",
+_FIELDS = ["line", "name", "smiles", "predicted_class", "probability", "p_strongly_polar", "label_mode", "model",
            "xtb_dipole_debye", "xtb_class", "error"]
+
+
+def heavy_atom_count(smiles: str) -> int | None:
+    """Heavy atoms of the standardized molecule (the rows its folded image needs); ``None`` when it does not parse.
+
+    >>> heavy_atom_count("CC(=O)O.[Na+]"), heavy_atom_count("C1CC")
+    (4, None)
+    """
+    try:
+        return parse_smiles(smiles).GetNumAtoms()
+    except MoleculeError:
+        return None
 
 
 def graph_images(rows: list[dict[str, Any]], image_size: int) -> list[np.ndarray | str]:
@@ -69,13 +82,27 @@ def geometry_images(rows: list[dict[str, Any]], image_size: int, channels: list[
     return out
 
 
-def screen_file(
-    path: str | Path,
+def screen_file(path: str | Path, predict_fn: Callable[[Any], Any], *, output_path: str | Path | None = None,
+                **options: Any) -> list[dict[str, Any]]:
+    """Predict the polarity class of each molecule of a CSV (``name,smiles``) or SMILES file.
+
+    ``path``: CSV with a ``smiles`` column (and ``name``), a SMILES file (``SMILES [name]`` lines) or SDF;
+    ``output_path``: CSV to write (one row per input molecule, errors included); ``options`` as in
+    :func:`screen_molecules`. Returns its rows, in file order.
+    """
+    rows = screen_molecules(read_molecule_file(path), predict_fn, source=str(path), **options)
+    if output_path is not None:
+        write_csv(rows, output_path, _FIELDS, float_digits=4)
+    return rows
+
+
+def screen_molecules(
+    molecules: list[dict[str, Any]],
     predict_fn: Callable[[Any], Any],
     *,
+    source: str = "input",
     with_labels: bool = False,
     image_size: int = DEFAULT_IMAGE_SIZE,
-    output_path: str | Path | None = None,
     class_names: list[str] | None = None,
     threshold: float = POLARITY_THRESHOLD_DEBYE,
     batch_size: int = 256,
@@ -85,27 +112,29 @@ def screen_file(
     log: TextIO | None = sys.stderr,
     featurize: Callable[[list[dict[str, Any]]], list[Any]] | None = None,
     label_mode: str | None = None,
+    model: str | None = None,
     progress: bool = False,
     timing: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Predict the polarity class of each molecule of a CSV (``name,smiles``) or SMILES file.
+    """Predict the polarity class of each of ``molecules`` (``[{"name", "smiles", "line"}]``, as
+    :func:`~andersonn.chem.labels.read_molecule_file` reads them).
 
     Parameters
     ----------
-    path: CSV with a ``smiles`` column (and ``name``), or a SMILES file (``SMILES [name]`` lines).
     predict_fn: ``images (B, C, N, N) float32 torch.Tensor -> (B, n_classes)`` probabilities.
+    source: the file the molecules came from, named in the log lines.
     with_labels: also compute the GFN2-xTB dipole (cached in ``cache_path``; ``scheduler``
         and ``n_workers`` as in :func:`andersonn.parallel.map_cached`) and its class.
     image_size: must match the model's training images.
-    output_path: CSV to write (one row per input molecule, errors included).
     log: where unparsable/oversize molecules are reported with their line number (``None``: silent).
     featurize: ``[{"name", "smiles"}] -> [image or reason]`` (picklable; default :func:`graph_images`,
         a geometry model passes a :func:`geometry_images` partial); runs on Dask as ``scheduler`` says
         (``"synchronous"``: in this process, ``None``: a local cluster, or a scheduler address).
-    label_mode: what the model's class means (e.g. "QM9 DFT dipole >= 3 D"), copied into every row.
+    label_mode: what the model's class means (e.g. "QM9 DFT dipole >= 3 D"), copied into every row;
+        ``model``: which model answered, likewise.
     timing: filled with ``images_s``, ``inference_s`` and ``molecules_per_s``.
 
-    Returns one dict per input molecule, in file order: ``line``, ``name``, ``smiles`` and either
+    Returns one dict per molecule, in order: ``line``, ``name``, ``smiles`` and either
     ``predicted_class``, ``probability`` (of that class), ``p_strongly_polar`` or ``error``.
     """
     import torch
@@ -114,7 +143,6 @@ def screen_file(
 
     names = class_names or list(CLASS_NAMES)
     featurize = featurize or partial(graph_images, image_size=image_size)
-    molecules = read_molecule_file(path)
     t0 = time.perf_counter()
     built = map_chunks(featurize, [{"name": m["name"], "smiles": m["smiles"]} for m in molecules],
                        chunk_size=32, scheduler=scheduler, n_workers=n_workers, desc="images", progress=progress)
@@ -126,7 +154,7 @@ def screen_file(
         if isinstance(img, str):
             row["error"] = img
             if log is not None:
-                print(f"{path}:{m['line']}: skipped {m['name']!r}: {img}", file=log)
+                print(f"{source}:{m['line']}: skipped {m['name']!r}: {img}", file=log)
         else:
             images.append(img)
             ok_rows.append(row)
@@ -145,6 +173,8 @@ def screen_file(
                 row["p_strongly_polar"] = float(p[1])
             if label_mode:
                 row["label_mode"] = label_mode
+            if model:
+                row["model"] = model
     if with_labels and ok_rows:
         from andersonn.chem.labels import label_molecules
 
@@ -162,8 +192,6 @@ def screen_file(
         total = time.perf_counter() - t0
         timing.update(images_s=round(t_images - t0, 3), inference_s=round(total - (t_images - t0), 3),
                       total_s=round(total, 3), molecules_per_s=round(len(rows) / total, 2) if total > 0 else 0.0)
-    if output_path is not None:
-        write_csv(rows, output_path, _FIELDS, float_digits=4)
     return rows
 
 
