@@ -12,9 +12,31 @@ pytestmark = pytest.mark.slow  # subprocesses, clusters or large fixtures: `make
 pytest.importorskip("rdkit")
 pytest.importorskip("tblite")
 
-from andersonn.screening import SHIPPED_MODELS, screen, shipped_model  # noqa: E402
+from andersonn.screening import SHIPPED_MODELS, screen, shipped_model, shipped_models  # noqa: E402
 
 QM9_MODEL = SHIPPED_MODELS / "alms-qm9"
+DRUGLIKE_MODEL = SHIPPED_MODELS / "alms-druglike"
+
+# Test-split molecules of alms-druglike whose xTB dipole, at the labelled and at the screen's conformer,
+# is far from 3 D (drawn with seed 0 from those above 7 D and below 1 D): (name, SMILES, label dipole, class).
+FAR_FROM_THRESHOLD = [
+    ("WEHI-0023037", "S(=O)(=O)(Nc1n[nH]cn1)c3c2ncccc2ccc3", 9.21, 1),
+    ("elvitegravir", "COc1cc2c(cc1Cc1cccc(Cl)c1F)c(=O)c(C(=O)O)cn2[C@H](CO)C(C)C", 9.47, 1),
+    ("sulfamethoxazole", "Cc1cc(NS(=O)(=O)c2ccc(N)cc2)no1", 7.34, 1),
+    ("NCI_2196", "COC1=CC=C2C=C(C=CC2=C1N)S(O)(=O)=O", 7.5, 1),
+    ("WEHI-0082702", "Fc1c(ccc(c1)NC(=O)CCCC3=Nc2c(cccc2)S(=O)(=O)N3)F", 8.16, 1),
+    ("WEHI-0063522", "s1(nc(c2c1cccc2)NN=Cc3occc3)(=O)=O", 14.17, 1),
+    ("flutamide", "CC(C)C(=O)Nc1ccc([N+](=O)[O-])c(C(F)(F)F)c1", 8.93, 1),
+    ("WEHI-0061790", "N1C(=NN=CC1=O)NN=Cc2cc3c(cc2)OCO3", 7.4, 1),
+    ("NCI_3127", "CN(C)C(=O)CCCCC(=O)N(C)C", 0.0, 0),
+    ("WEHI-0030858", "n1c(nc(c(c1O)C)-c2ccccc2)-c3ccccc3", 0.56, 0),
+    ("NCI_2716", "O=S(=O)(CCS(=O)(=O)C1=CC=CC=C1)C2=CC=CC=C2", 0.0, 0),
+    ("NCI_1442", "ClC1=CC=C(C=C1)N2N=CC3=C(Cl)N=CN=C23", 0.48, 0),
+    ("NCI_4705", "CC1=NC(=CC=C1)C2=CC=CC(=N2)C", 0.0, 0),
+    ("NCI_1003", "OC(=O)CN(CC(O)=O)CC1=CC=CC=C1", 0.99, 0),
+    ("WEHI-0100499", "Ic1c(cccc1)NC(=O)c2ccc(cc2)-c3ccccc3", 0.7, 0),
+    ("WEHI-0070328", "N(c1noc(c1)C)C(=O)c2c(cccc2)-c3c(cccc3)C(=O)O", 0.99, 0),
+]
 
 
 def _molecules(tmp_path):
@@ -25,12 +47,14 @@ def _molecules(tmp_path):
                  "broken,C1CC\n"
                  "cyclooctatetrayne,C1#CC#CC#CC#C1\n"
                  "decane,CCCCCCCCCC\n"
-                 "nitromethane,C[N+](=O)[O-]\n")
+                 "nitromethane,C[N+](=O)[O-]\n"
+                 f"tetracontane,{'C' * 40}\n")
     return p
 
 
 def test_the_qm9_model_is_shipped_with_a_complete_card():
     assert shipped_model("molecules") == QM9_MODEL
+    assert shipped_models("molecules") == [QM9_MODEL, DRUGLIKE_MODEL]
     card = json.loads((QM9_MODEL / "model_card.json").read_text())
     for key in ("classes", "threshold_debye", "label_mode", "data", "image", "model", "accuracy", "versions", "caveats"):
         assert key in card, key
@@ -58,7 +82,7 @@ def test_the_shipped_screen_recalibration_belongs_to_the_shipped_weights():
 def test_shipped_model_classifies_known_molecules_and_reports_failures(tmp_path):
     rows = screen([_molecules(tmp_path)], None, scheduler="synchronous")
     by = {r["name"]: r for r in rows}
-    assert [r["line"] for r in rows] == [2, 3, 4, 5, 6, 7]
+    assert [r["line"] for r in rows] == [2, 3, 4, 5, 6, 7, 8]
     # water 1.85 D (QM9 B3LYP 1.86 D) and acetonitrile 3.9 D (QM9 3.84 D), nitromethane 3.5 D (gas phase)
     assert by["water"]["predicted_class"] == "weakly polar"
     assert by["acetonitrile"]["predicted_class"] == "strongly polar"
@@ -68,7 +92,11 @@ def test_shipped_model_classifies_known_molecules_and_reports_failures(tmp_path)
     assert 0.5 <= by["water"]["probability"] <= 1.0
     assert "could not parse" in by["broken"]["error"]
     assert "embedding failed" in by["cyclooctatetrayne"]["error"]
-    assert "exceed the image size" in by["decane"]["error"]
+    # 10 heavy atoms: past QM9's 9 rows, so the drug-like model answers (an alkane: no dipole to speak of)
+    assert by["decane"]["model"] == "alms-druglike" and by["decane"]["predicted_class"] == "weakly polar"
+    assert by["decane"]["label_mode"].startswith("GFN2-xTB dipole (lowest label mode)")
+    assert by["water"]["model"] == "alms-qm9"
+    assert "40 heavy atoms exceed the image size 32" in by["tetracontane"]["error"]
 
 
 def test_screen_command_works_without_a_model_flag(tmp_path):
@@ -77,7 +105,8 @@ def test_screen_command_works_without_a_model_flag(tmp_path):
                            "--scheduler", "synchronous"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "water: weakly polar (p=" in proc.stdout and "nan" not in proc.stdout
-    assert "3/6 classified" in proc.stdout
+    assert "4/7 classified" in proc.stdout and "decane: weakly polar (p=" in proc.stdout
+    assert "alms-druglike)" in proc.stdout
     with open(out, newline="") as fh:
         written = list(csv.DictReader(fh))
     assert len(written) == 6 and written[0]["predicted_class"] == "weakly polar"
@@ -93,3 +122,32 @@ def test_screen_command_fails_when_nothing_can_be_classified(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(tmp_path / "nope.csv")],
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "nope.csv: no such file" in missing.stderr
+
+
+def test_the_druglike_model_is_shipped_with_a_complete_card_and_its_own_recalibration():
+    import hashlib
+
+    from andersonn.screening import SCREEN_CALIBRATION
+    from andersonn.study.calibration import LogitScaling
+
+    card = json.loads((DRUGLIKE_MODEL / "model_card.json").read_text())
+    assert card["task"].startswith("alms-druglike") and card["label_mode"].startswith("lowest")
+    assert card["model"]["solver"] == "anderson" and card["model"]["channel_sums"] is True
+    assert card["accuracy"]["scored_split"] == "test"
+    assert card["accuracy"]["test_at_labelled_conformer"]["n"] > 900
+    assert card["accuracy"]["test_screen_mode"]["recalibrated_probabilities"]["n"] > 900
+    scaling = LogitScaling.load(DRUGLIKE_MODEL / SCREEN_CALIBRATION)
+    assert scaling.fitted_on["split"] == "validation"
+    assert scaling.fitted_on["model_sha1"] == hashlib.sha1((DRUGLIKE_MODEL / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_the_druglike_model_classifies_test_molecules_far_from_the_threshold(tmp_path):
+    """SMILES -> lowest-MMFF conformer -> image -> shipped drug-like model, for 16 test-split molecules more
+    than 2 D from the threshold at both conformers."""
+    p = tmp_path / "far.csv"
+    p.write_text("name,smiles\n" + "".join(f"{n},{s}\n" for n, s, _, _ in FAR_FROM_THRESHOLD))
+    rows = screen([p], None, scheduler="synchronous")
+    assert all(r["model"] == "alms-druglike" for r in rows), [r.get("error") for r in rows]
+    wrong = [(r["name"], mu, r["predicted_class"]) for r, (_, _, mu, k) in zip(rows, FAR_FROM_THRESHOLD)
+             if r["predicted_class"] != ["weakly polar", "strongly polar"][k]]
+    assert len(wrong) <= 1, wrong
