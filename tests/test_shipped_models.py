@@ -109,8 +109,9 @@ def test_screen_command_works_without_a_model_flag(tmp_path):
     assert "alms-druglike)" in proc.stdout
     with open(out, newline="") as fh:
         written = list(csv.DictReader(fh))
-    assert len(written) == 6 and written[0]["predicted_class"] == "weakly polar"
-    assert written[0]["label_mode"].startswith("QM9 DFT dipole")
+    assert len(written) == 7 and written[0]["predicted_class"] == "weakly polar"
+    assert written[0]["label_mode"].startswith("QM9 DFT dipole") and written[0]["model"] == "alms-qm9"
+    assert written[4]["name"] == "decane" and written[4]["model"] == "alms-druglike"
 
 
 def test_screen_command_fails_when_nothing_can_be_classified(tmp_path):
@@ -131,7 +132,7 @@ def test_the_druglike_model_is_shipped_with_a_complete_card_and_its_own_recalibr
     from andersonn.study.calibration import LogitScaling
 
     card = json.loads((DRUGLIKE_MODEL / "model_card.json").read_text())
-    assert card["task"].startswith("alms-druglike") and card["label_mode"].startswith("lowest")
+    assert card["task"].startswith("alms-druglike") and "lowest-xTB-energy" in card["label_mode"]
     assert card["model"]["solver"] == "anderson" and card["model"]["channel_sums"] is True
     assert card["accuracy"]["scored_split"] == "test"
     assert card["accuracy"]["test_at_labelled_conformer"]["n"] > 900
