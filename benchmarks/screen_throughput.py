@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import json
 import os
 import platform
@@ -38,6 +37,7 @@ def main() -> int:
     import numpy as np
 
     from andersonn.chem.sources import read_labels_csv
+    from andersonn.fileio import write_csv
     from andersonn.screening import screen, shipped_models
 
     rng = np.random.default_rng(args.seed)
@@ -50,10 +50,7 @@ def main() -> int:
         molecules += [(m["name"], m["smiles"]) for m in load_qm9(n=args.qm9, seed=args.seed)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "molecules.csv"
-        with open(path, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["name", "smiles"])
-            w.writerows(molecules)
+        write_csv([{"name": n, "smiles": smi} for n, smi in molecules], path, ["name", "smiles"])
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
         rows = screen([path], None, task="molecules", n_workers=args.n_workers, progress=True, timing=timing)
