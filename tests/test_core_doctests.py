@@ -10,6 +10,7 @@ import pytest
 
 MODULES = [
     "andersonn", "andersonn.solvers.registry", "andersonn.solvers.loop", "andersonn.solvers.result", "andersonn.solvers.workspace",
+    "andersonn.solvers.broyden",
     "andersonn.deq", "andersonn.models.classifier", "andersonn.models.explicit", "andersonn.models.implicit",
     "andersonn.data", "andersonn.train.config", "andersonn.train.trainer", "andersonn.study.residuals",
     "andersonn.runtime", "andersonn.data.registry", "andersonn.study.metrics", "andersonn.study.evaluation",

@@ -476,3 +476,13 @@ def test_cpu_fast_paths_match_the_general_masked_path(kwargs):
     assert torch.equal(fast.sample_status, general.sample_status)
     for cause, n in fast.restarts_by_cause.items():
         assert torch.equal(n, general.restarts_by_cause[cause]), cause
+
+
+def test_broyden_takes_a_sample_that_converges_before_its_first_step():
+    """A sample already at its fixed point retires before Broyden's first step; the others go on."""
+    a = torch.tensor([0.5, 0.9, 0.9], dtype=torch.float64)[:, None].expand(3, 4)
+    z0 = torch.zeros(3, 4, dtype=torch.float64)
+    z0[0] = 2.0  # z = 0.5 z + 1 has z* = 2
+    r = solve(lambda z, c: c * z + 1.0, z0, method="broyden", args=(a,), tol=1e-10, max_iter=200)
+    assert r.success, r.message
+    assert int(r.nfe[0]) == 1 and torch.allclose(r.z[1:], torch.full((2, 4), 10.0, dtype=torch.float64))

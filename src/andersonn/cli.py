@@ -362,7 +362,7 @@ def label(
 @app.command()
 def screen(
     paths: Annotated[list[Path], typer.Argument(help="CIF files (pores) or molecule files: CSV name,smiles or .smi (molecules).")],
-    model: Annotated[Optional[Path], typer.Option(help="Trained run folder (e.g. reports/pores/accelerated); default: the models shipped with the package for --task (molecules: the alms-qm9 DEQ for up to 9 heavy atoms, the alms-drug-like one for up to 32; pores: the alms-pores DEQ).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Trained run folder (e.g. reports/pores/accelerated); default: the models shipped with the package for --task (molecules: the alms-qm9 DEQ for up to 9 heavy atoms, the alms-druglike one for up to 32; pores: the alms-pores DEQ).")] = None,
     task: Annotated[str, typer.Option(help="'auto' (from the model's dataset; without --model: pores when every input is a .cif, else molecules), 'pores' or 'molecules'.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Write the rows to this .csv or .json.")] = None,
     with_labels: Annotated[bool, typer.Option(help="Molecules: also compute the GFN2-xTB dipole.")] = False,
