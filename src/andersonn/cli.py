@@ -58,9 +58,10 @@ Epochs = Annotated[int, typer.Option(min=1, help="Training epochs (with --resume
 BatchSize = Annotated[int, typer.Option(min=1, help="Global batch size (split across torchrun processes).")]
 Lr = Annotated[float, typer.Option(help="Adam learning rate; cosine-annealed per batch to --lr-min.")]
 LrMin = Annotated[float, typer.Option(help="Learning rate at the end of the cosine schedule.")]
-M = Annotated[int, typer.Option(help="Anderson window m.")]
-Lam = Annotated[float, typer.Option(help="Anderson regularisation lambda.")]
-Beta = Annotated[float, typer.Option(help="Anderson mixing beta.")]
+M = Annotated[Optional[int], typer.Option(help="Anderson window m (unset: Anderson's default; the same as --solver-option m=N).")]
+Lam = Annotated[Optional[float], typer.Option(help="Anderson regularisation lambda (unset: Anderson's default).")]
+Beta = Annotated[Optional[float], typer.Option(help="Anderson mixing beta (unset: Anderson's default).")]
+SolverOption = Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE passed to the solver's options, repeatable (e.g. --solver broyden --solver-option memory=10); checked against that solver's options class, whose defaults apply to unset keys.")]
 Tol = Annotated[float, typer.Option(help="Forward solve tolerance on ||f(z)-z||/||f(z)||.")]
 MaxIter = Annotated[int, typer.Option(help="Forward solve iteration cap.")]
 Backward = Annotated[str, typer.Option(help="'ift' (implicit function theorem) or 'jfb' (Jacobian-free, one step).")]
@@ -101,11 +102,36 @@ def _config(**kw) -> "TrainConfig":  # noqa: F821
     if data_dir is not None and not Path(data_dir).is_dir():
         raise ConfigError(f"--data-dir {data_dir} does not exist (or is not a folder)")
     options = parse_dataset_options(kw["dataset"], kw.pop("dataset_option", None) or [])
+    kw["solver_options"] = _solver_options(kw.get("solver", TrainConfig.solver), kw.pop("solver_option", None) or [],
+                                           m=kw.pop("m", None), lam=kw.pop("lam", None), beta=kw.pop("beta", None))
     if image_size is not None:
         options["image_size"] = image_size
     cfg = TrainConfig(**kw, data_dir=str(data_dir) if data_dir else None, dataset_options=options)
     cfg.validate()  # every flag checked before any dataset is loaded or model built
     return cfg
+
+
+def _solver_options(solver: str, pairs: list[str], **shorthands) -> dict:
+    """``--solver-option`` pairs plus the set Anderson shorthands (``--m/--lam/--beta``), checked by the solver's
+    options class (an unregistered solver is left for ``TrainConfig.validate`` to name)."""
+    from .solvers import SolverInputError, available_solvers, get_solver
+    from .train import ConfigError
+
+    given = {k: v for k, v in shorthands.items() if v is not None}
+    if solver not in available_solvers():
+        return given
+    try:
+        options = get_solver(solver).Options.parse_pairs(solver, pairs)
+    except SolverInputError as exc:
+        raise ConfigError(f"--solver-option: {exc}") from None
+    for key in given:
+        if key in options:
+            raise ConfigError(f"--{key} and --solver-option {key}=... both set {key}; give it once")
+    if given and solver != "anderson":
+        flags = "/".join(f"--{k}" for k in given)
+        raise ConfigError(f"{flags}: Anderson options, with no effect with --solver {solver} "
+                          "(drop them, use --solver anderson, or pass that solver's own --solver-option)")
+    return options | given
 
 
 def _text_input(path: Path) -> None:
@@ -166,8 +192,8 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder: metrics, checkpoint, model.")] = Path("runs/train"),
     dataset: Dataset = "digits", data_dir: DataDir = None, image_size: ImageSize = None,
     solver: Annotated[str, typer.Option(help="'anderson' (accelerated) or 'forward' (standard).")] = "anderson",
-    m: M = 5, lam: Lam = 1e-4, beta: Beta = 1.0, tol: Tol = 1e-3, max_iter: MaxIter = 30,
-    backward: Backward = "ift", backward_solver: BSolver = "same", backward_tol: BTol = 1e-3,
+    m: M = None, lam: Lam = None, beta: Beta = None, solver_option: SolverOption = None, tol: Tol = 1e-3,
+    max_iter: MaxIter = 30, backward: Backward = "ift", backward_solver: BSolver = "same", backward_tol: BTol = 1e-3,
     backward_max_iter: BMaxIter = 30, backward_compact: BCompact = True, bn_recalibrate: BnRecal = 5,
     epochs: Epochs = 10, batch_size: BatchSize = 100, lr: Lr = 1e-3, lr_min: LrMin = 1e-6, seed: Seed = 0, max_train: MaxTrain = None,
     max_test: MaxTest = None, augment: Augment = False, resume: Resume = False, checkpoint_every: CkptEvery = 0, device: Device = "auto",
@@ -187,7 +213,7 @@ def train(
     cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, dataset_option=dataset_option,
                   label_smoothing=label_smoothing, patience=patience, channels=channels, inner_channels=inner_channels,
                   jacobian_reg=jacobian_reg, channel_sums=channel_sums, out_dir=str(out), solver=solver, m=m,
-                  lam=lam, beta=beta, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
+                  lam=lam, beta=beta, solver_option=solver_option, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
                   bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
                   max_train=max_train, max_test=max_test, augment=augment, checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
@@ -204,7 +230,7 @@ def train(
 def compare(
     out: Annotated[Path, typer.Option(help="Study folder: report, results.json, CSVs, plots.")] = Path("reports/compare"),
     dataset: Dataset = "digits", data_dir: DataDir = None, image_size: ImageSize = None,
-    m: M = 5, lam: Lam = 1e-4, beta: Beta = 1.0, tol: Tol = 1e-3, max_iter: MaxIter = 30,
+    m: M = None, lam: Lam = None, beta: Beta = None, tol: Tol = 1e-3, max_iter: MaxIter = 30,
     backward: Backward = "ift", backward_tol: BTol = 1e-3, backward_max_iter: BMaxIter = 30,
     backward_compact: BCompact = True, bn_recalibrate: BnRecal = 5, epochs: Epochs = 10,
     batch_size: BatchSize = 100, lr: Lr = 1e-3, lr_min: LrMin = 1e-6, seed: Seed = 0,

@@ -47,6 +47,42 @@ class SolverOptions:
         opts.validate()
         return opts
 
+    @classmethod
+    def parse_pairs(cls, method: str, pairs: list[str]) -> dict[str, Any]:
+        """``["key=value", ...]`` (the CLI's ``--solver-option``) -> keyword options for this class, each value
+        converted to its field's type and the whole set validated by :meth:`from_kwargs`.
+
+        >>> from andersonn.solvers import AndersonOptions
+        >>> AndersonOptions.parse_pairs("anderson", ["m=3", "lam_mode=absolute"])
+        {'m': 3, 'lam_mode': 'absolute'}
+        """
+        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        out: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, text = pair.partition("=")
+            key, text = key.strip().replace("-", "_"), text.strip()
+            if not sep or not key:
+                raise SolverInputError(f"solver option {pair!r}: expected KEY=VALUE")
+            if key in out:
+                raise SolverInputError(f"solver option {key!r} given twice")
+            kind = types.get(key, "str")  # an unknown key is named by from_kwargs below
+            try:
+                if kind == "bool":
+                    if text.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError
+                    value: Any = text.lower() in ("true", "1")
+                elif kind == "int":
+                    value = int(text)
+                elif kind == "float":
+                    value = float(text)
+                else:
+                    value = text
+            except ValueError:
+                raise SolverInputError(f"solver {method!r} option {key}={text!r}: not a valid {kind}") from None
+            out[key] = value
+        cls.from_kwargs(method, **out)
+        return out
+
     def check_floats(self, owner: str) -> None:
         """Every option declared ``float`` must be a finite number (inf/NaN named and refused)."""
         for f in dataclasses.fields(self):

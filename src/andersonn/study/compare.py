@@ -58,7 +58,7 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     for label, solver in SOLVERS.items():
         cfg = dataclasses.replace(base, solver=solver, out_dir=str(out / label))
         if solver != "anderson":
-            cfg = dataclasses.replace(cfg, m=5, lam=1e-4, beta=1.0)
+            cfg = dataclasses.replace(cfg, solver_options={})  # the base's options are Anderson's
         run_dir = Path(cfg.out_dir)
         if resume and (run_dir / "summary.json").is_file() and _check_same_run(run_dir, cfg):
             summaries[label] = json.loads((run_dir / "summary.json").read_text())

@@ -41,6 +41,8 @@ def setting_differences(saved: dict[str, Any], asked: dict[str, Any], ignore: fr
 
     >>> setting_differences(TrainConfig(lr=1e-3).to_dict(), TrainConfig(lr=0.01, checkpoint_every=5).to_dict())
     ['--lr 0.001 (saved) vs 0.01 (asked)']
+    >>> setting_differences(TrainConfig().to_dict(), TrainConfig(solver_options={"m": 3}).to_dict())
+    ['--solver-option m: (absent) (saved) vs 3 (asked)']
     >>> setting_differences({"dataset_options": {"image_size": 8}}, {"dataset_options": {"image_size": 16, "seed": 1}})
     ['--image-size 8 (saved) vs 16 (asked)', '--dataset-option seed: (absent) (saved) vs 1 (asked)']
     """
@@ -49,11 +51,12 @@ def setting_differences(saved: dict[str, Any], asked: dict[str, Any], ignore: fr
         if key in ignore:
             continue
         was, now = saved.get(key, _ABSENT), asked[key]
-        if key == "dataset_options" and isinstance(was, dict) and isinstance(now, dict):
+        if key in ("dataset_options", "solver_options") and isinstance(was, dict) and isinstance(now, dict):
             for opt in list(was) + [o for o in now if o not in was]:
                 a, b = was.get(opt, _ABSENT), now.get(opt, _ABSENT)
                 if a != b:
-                    flag = "--image-size" if opt == "image_size" else f"--dataset-option {opt}:"
+                    flag = ("--image-size" if opt == "image_size" else
+                            f"--{key[:-1].replace('_', '-')} {opt}:")
                     out.append(f"{flag} {_show(a)} (saved) vs {_show(b)} (asked)")
         elif was != now:
             out.append(f"--{key.replace('_', '-')} {_show(was)} (saved) vs {_show(now)} (asked)")
@@ -68,6 +71,8 @@ class TrainConfig:
         >>> cfg = TrainConfig(dataset="digits", solver="forward", epochs=1)
         >>> cfg.deq_options()["solver"], cfg.deq_options()["backward_solver"]
         ('forward', 'forward')
+        >>> TrainConfig(solver_options={"m": 3}).deq_options()["m"]
+        3
     """
 
     dataset: str = "digits"
@@ -76,9 +81,9 @@ class TrainConfig:
     out_dir: str = "runs/train"
     # solver
     solver: str = "anderson"
-    m: int = 5
-    lam: float = 1e-4
-    beta: float = 1.0
+    # the solver's own options (Anderson's m, lam, beta, ...), checked by its options class; unset keys take
+    # that class's defaults, which are defined there and nowhere else
+    solver_options: dict[str, Any] = field(default_factory=dict)
     tol: float = 1e-3
     max_iter: int = 30
     backward: str = "ift"
@@ -126,17 +131,14 @@ class TrainConfig:
             raise ConfigError("--depth applies to --arch explicit only")
         if self.arch == "explicit":
             defaults = TrainConfig()
-            solver_knobs = ("solver", "m", "lam", "beta", "tol", "max_iter", "backward", "backward_solver",
+            solver_knobs = ("solver", "solver_options", "tol", "max_iter", "backward", "backward_solver",
                             "backward_tol", "backward_max_iter", "backward_compact", "jacobian_reg")
             changed = [k for k in solver_knobs if getattr(self, k) != getattr(defaults, k)]
             if changed:
-                flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+                flags = ", ".join("--" + k.replace("_", "-").replace("solver-options", "solver-option") for k in changed)
                 raise ConfigError(f"{flags}: solver options have no effect with --arch explicit (no fixed point)")
         if self.backward not in ("ift", "jfb"):
             raise ConfigError(f"--backward must be 'ift' or 'jfb', got {self.backward!r}")
-        if self.solver != "anderson" and (self.m, self.lam, self.beta) != (5, 1e-4, 1.0):
-            raise ConfigError("--m/--lam/--beta are Anderson options; they have no effect with "
-                              f"--solver {self.solver} (drop them or use --solver anderson)")
         if self.backward == "jfb" and self.backward_solver != "same":
             raise ConfigError("--backward-solver has no effect with --backward jfb (no adjoint solve)")
         for name in ("epochs", "batch_size", "max_iter", "backward_max_iter"):
@@ -172,16 +174,13 @@ class TrainConfig:
         if self.checkpoint_every < 0:
             raise ConfigError("--checkpoint-every must be >= 0 (0: once per epoch)")
         try:
-            get_solver(self.solver).Options.from_kwargs(self.solver, **self.solver_options())
+            get_solver(self.solver).Options.from_kwargs(self.solver, **self.solver_options)
         except SolverInputError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(f"--solver-option: {exc}") from None
 
     @property
     def resolved_backward_solver(self) -> str:
         return self.solver if self.backward_solver == "same" else self.backward_solver
-
-    def solver_options(self) -> dict[str, Any]:
-        return {"m": self.m, "lam": self.lam, "beta": self.beta} if self.solver == "anderson" else {}
 
     def deq_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`andersonn.DEQ`."""
@@ -190,8 +189,7 @@ class TrainConfig:
             solver=self.solver, tol=self.tol, max_iter=self.max_iter, backward=self.backward,
             backward_solver=bsolver, backward_tol=self.backward_tol, backward_max_iter=self.backward_max_iter,
             backward_compact=self.backward_compact, jacobian_penalty=self.jacobian_reg > 0,
-            backward_options={"m": self.m, "lam": self.lam, "beta": self.beta} if bsolver == "anderson" else {},
-            **self.solver_options(),
+            **self.solver_options,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -70,10 +70,13 @@ def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifi
         mc = meta["model"]
     except (ValueError, KeyError, TypeError) as exc:  # bad JSON, missing or unknown keys
         raise ConfigError(f"{meta_path}: not a model config written by andersonn train ({type(exc).__name__}: {exc})") from None
-    opts = cfg.deq_options() | deq_overrides
-    if opts.get("solver") != "anderson":
-        for k in ("m", "lam", "beta"):
-            opts.pop(k, None)
+    opts = cfg.deq_options()
+    if deq_overrides.get("solver", cfg.solver) != cfg.solver:  # another solver: its own defaults, not the saved options
+        for key in cfg.solver_options:
+            opts.pop(key, None)
+        if cfg.backward_solver == "same":
+            opts["backward_solver"] = deq_overrides["solver"]
+    opts |= deq_overrides
     if mc.get("arch") == "explicit":
         model = explicit_classifier(
             in_channels=mc["in_channels"], image_size=mc["image_size"], num_classes=mc["num_classes"],
