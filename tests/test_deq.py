@@ -244,3 +244,42 @@ def test_spectral_radius_at_the_fixed_point_matches_the_eigenvalues_of_the_full_
     assert deq.stats()["spectral_radius_max"] == pytest.approx(float(rho.max()))
     with pytest.raises(ValueError, match="iters"):
         spectral_radius(f, z, (x,), iters=1)
+
+
+def _grads(deq, f, x, w):
+    for p in f.parameters():
+        p.grad = None
+    xg = x.clone().requires_grad_()
+    (deq(xg) * w).sum().backward()
+    return torch.cat([p.grad.flatten() for p in f.parameters()] + [xg.grad.flatten()])
+
+
+def test_phantom_gradient_tends_to_the_ift_gradient_as_the_steps_grow_and_is_jfb_at_one_step():
+    torch.manual_seed(0)
+    f = ImplicitConvBlock(channels=8, inner_channels=8, groups=4, init_std=0.05).double()
+    x = torch.randn(3, 8, 5, 5, dtype=torch.float64)
+    w = torch.randn(3, 8, 5, 5, dtype=torch.float64)
+    stop = dict(tol=1e-12, max_iter=300)
+    ift = _grads(DEQ(f, solver="anderson", **stop), f, x, w)
+    errors = [_rel_err(_grads(DEQ(f, backward="phantom", phantom_steps=k, **stop), f, x, w), ift)
+              for k in (1, 5, 20, 300)]
+    assert errors[0] > errors[1] > errors[2] > errors[3] and errors[3] < 1e-8, errors
+    assert errors[0] > 1e-3  # one damped step is a different (cruder) gradient
+    jfb = _grads(DEQ(f, backward="jfb", **stop), f, x, w)
+    one = _grads(DEQ(f, backward="phantom", phantom_steps=1, phantom_damping=1.0, **stop), f, x, w)
+    torch.testing.assert_close(one, jfb, rtol=1e-12, atol=1e-14)
+    deq = DEQ(f, backward="phantom", **stop)
+    deq(x)
+    assert deq.last_backward is None  # no adjoint solve
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(phantom_steps=0), "phantom_steps must be an integer >= 1"),
+    (dict(phantom_steps=2.5), "phantom_steps must be an integer >= 1"),
+    (dict(phantom_damping=0.0), r"phantom_damping must be in \(0, 1\]"),
+    (dict(phantom_damping=1.5), r"phantom_damping must be in \(0, 1\]"),
+    (dict(backward="unrolled"), "backward must be one of"),
+])
+def test_phantom_options_are_checked_at_construction(kw, message):
+    with pytest.raises(SolverInputError, match=message):
+        DEQ(lambda z, x: 0.5 * z + x, **({"backward": "phantom"} | kw))

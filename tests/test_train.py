@@ -35,6 +35,13 @@ def test_resume_after_interrupt_gives_identical_parameters(tmp_path):
     assert [m["train_loss"] for m in full.metrics] == [m["train_loss"] for m in resumed.metrics]
 
 
+def test_phantom_backward_trains_and_is_saved_with_its_steps(tmp_path):
+    r = train(tiny(tmp_path, "run", epochs=1, backward="phantom", phantom_steps=3), progress=False)
+    assert r.completed and r.summary["backward_nfe"] == 0  # no adjoint solve
+    model, meta = load_trained(tmp_path / "run")
+    assert model.deq.backward == "phantom" and model.deq.phantom_steps == 3 and meta["config"]["phantom_steps"] == 3
+
+
 def test_metrics_and_model_files_are_written_and_reloadable(tmp_path):
     r = train(tiny(tmp_path, "run", epochs=1, solver="forward"), progress=False)
     out = tmp_path / "run"
@@ -55,6 +62,9 @@ def test_metrics_and_model_files_are_written_and_reloadable(tmp_path):
     (dict(solver_options={"lam": -1.0}), "lam must be"),
     (dict(arch="explicit"), "--tol, --max-iter, --backward-tol, --backward-max-iter: solver options have no effect"),
     (dict(bn_recalibrate=-1), "--bn-recalibrate"),
+    (dict(phantom_steps=3), "--phantom-steps: no effect without --backward phantom"),
+    (dict(backward="phantom", phantom_damping=0.0), r"--phantom-damping must be in \(0, 1\]"),
+    (dict(backward="phantom", backward_solver="forward"), "no effect with --backward phantom"),
 ])
 def test_bad_flag_combinations_are_rejected(tmp_path, kw, pattern):
     with pytest.raises(ConfigError, match=pattern):

@@ -64,7 +64,9 @@ Beta = Annotated[Optional[float], typer.Option(help="Anderson mixing beta (unset
 SolverOption = Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE passed to the solver's options, repeatable (e.g. --solver broyden --solver-option memory=10); checked against that solver's options class, whose defaults apply to unset keys.")]
 Tol = Annotated[float, typer.Option(help="Forward solve tolerance on ||f(z)-z||/||f(z)||.")]
 MaxIter = Annotated[int, typer.Option(help="Forward solve iteration cap.")]
-Backward = Annotated[str, typer.Option(help="'ift' (implicit function theorem) or 'jfb' (Jacobian-free, one step).")]
+Backward = Annotated[str, typer.Option(help="'ift' (implicit function theorem), 'jfb' (Jacobian-free, one step) or 'phantom' (--phantom-steps damped steps unrolled from z*).")]
+PhantomSteps = Annotated[Optional[int], typer.Option(help="With --backward phantom: steps unrolled from z* (unset: the DEQ's default).")]
+PhantomDamping = Annotated[Optional[float], typer.Option(help="With --backward phantom: damping d of z <- (1-d) z + d f(z), in (0, 1] (unset: the DEQ's default).")]
 BSolver = Annotated[str, typer.Option(help="Adjoint solver; 'same' uses --solver.")]
 BTol = Annotated[float, typer.Option(help="Adjoint solve tolerance.")]
 BMaxIter = Annotated[int, typer.Option(help="Adjoint solve iteration cap.")]
@@ -201,7 +203,7 @@ def train(
     depth: Annotated[int, typer.Option(help="Blocks of the explicit baseline (1: same parameter count as the DEQ).")] = 1,
     dataset_option: DatasetOption = None, label_smoothing: LabelSmoothing = 0.0, patience: Patience = 0,
     channels: Width = 48, inner_channels: InnerWidth = 64, jacobian_reg: JacobianReg = 0.0,
-    channel_sums: ChannelSums = False,
+    channel_sums: ChannelSums = False, phantom_steps: PhantomSteps = None, phantom_damping: PhantomDamping = None,
 ) -> None:
     """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP.
 
@@ -215,7 +217,7 @@ def train(
                   jacobian_reg=jacobian_reg, channel_sums=channel_sums, out_dir=str(out), solver=solver, m=m,
                   lam=lam, beta=beta, solver_option=solver_option, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
-                  bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
+                  phantom_steps=phantom_steps, phantom_damping=phantom_damping, bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
                   max_train=max_train, max_test=max_test, augment=augment, checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
     result = _guard(run_train, cfg, resume=resume)
     if result.summary:

@@ -13,9 +13,17 @@ from .solvers.options import StopRule
 
 __all__ = ["DEQ"]
 
-_BACKWARD_MODES = ("ift", "jfb")
+_BACKWARD_MODES = ("ift", "jfb", "phantom")
 #: The stopping options :func:`andersonn.solve` takes (their defaults live in :class:`StopRule`).
 STOP_OPTIONS = tuple(f.name for f in dataclasses.fields(StopRule))
+
+
+def check_phantom_options(steps: Any, damping: Any) -> None:
+    """Raise :class:`SolverInputError` unless ``steps`` is an integer >= 1 and ``damping`` a number in (0, 1]."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SolverInputError(f"phantom_steps must be an integer >= 1, got {steps!r}")
+    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not 0 < damping <= 1:
+        raise SolverInputError(f"phantom_damping must be in (0, 1], got {damping!r}")
 
 
 class _ImplicitBackward(torch.autograd.Function):
@@ -75,7 +83,9 @@ class DEQ(nn.Module):
     The forward pass solves z* = f(z*, x) without building a graph, then applies
     f once more with autograd on; gradients come from the implicit function
     theorem (``backward="ift"``, an adjoint fixed point solved by its own solver
-    and tolerance) or from that single step (``backward="jfb"``, Jacobian-free).
+    and tolerance), from that single step (``backward="jfb"``, Jacobian-free), or from
+    ``phantom_steps`` damped steps unrolled from z* (``backward="phantom"``, the phantom
+    gradient of Geng et al., 2021, TorchDEQ's default family).
     Statistics of the last solves are kept in :attr:`last_forward` and
     :attr:`last_backward` (:class:`andersonn.SolverResult`).
 
@@ -84,7 +94,12 @@ class DEQ(nn.Module):
             It must treat samples independently (e.g. GroupNorm, not BatchNorm),
             since converged samples are dropped from the batch during the solve.
         solver: forward solver name (``"anderson"`` or ``"forward"``, or any registered one).
-        backward: ``"ift"`` (default) or ``"jfb"``.
+        backward: ``"ift"`` (default), ``"jfb"`` or ``"phantom"``.
+        phantom_steps, phantom_damping: with ``backward="phantom"``, the output is k =
+            ``phantom_steps`` steps z <- (1 - d) z + d f(z, x) from z* (d = ``phantom_damping``),
+            back-propagated through by autograd: the gradient is the IFT's with (I - J)^-1
+            replaced by the first k terms of its damped Neumann series, so it tends to the IFT
+            gradient as k grows (for a contractive f) and equals JFB's at k = 1, d = 1.
         backward_solver: the adjoint solver; ``None`` (default): the forward solver, with the
             forward solver's options.
         backward_options: the adjoint solver's own options; ``None`` (default): the forward
@@ -134,11 +149,15 @@ class DEQ(nn.Module):
         backward_compact: bool = True,
         reuse_buffers: bool = True,
         jacobian_penalty: bool = False,
+        phantom_steps: int = 5,
+        phantom_damping: float = 0.8,
         **options: Any,
     ) -> None:
         super().__init__()
         if backward not in _BACKWARD_MODES:
             raise SolverInputError(f"backward must be one of {_BACKWARD_MODES}, got {backward!r}")
+        check_phantom_options(phantom_steps, phantom_damping)
+        self.phantom_steps, self.phantom_damping = phantom_steps, float(phantom_damping)
         self.f = f
         self.solver = solver
         self.stop_options = {k: options.pop(k) for k in list(options) if k in STOP_OPTIONS}
@@ -204,7 +223,17 @@ class DEQ(nn.Module):
         self.last_jacobian = self._jacobian_estimate(fz, z_leaf) if self.jacobian_penalty else None
         if self.backward == "jfb":
             return fz
+        if self.backward == "phantom":
+            return self._phantom_steps(z_leaf, fz, x)
         return _ImplicitBackward.apply(fz, z_leaf, x, self)
+
+    def _phantom_steps(self, z: torch.Tensor, fz: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        d = self.phantom_damping
+        for step in range(self.phantom_steps):
+            if step:
+                fz = self.f(z, x)
+            z = fz if d == 1.0 else torch.lerp(z, fz, d)
+        return z
 
     @staticmethod
     def _jacobian_estimate(fz: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

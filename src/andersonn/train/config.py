@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..deq import check_phantom_options
 from ..fileio import atomic_write_text
 from ..solvers import SolverInputError, available_solvers, get_solver
 
@@ -91,6 +92,9 @@ class TrainConfig:
     backward_tol: float = 1e-3
     backward_max_iter: int = 30
     backward_compact: bool = True
+    # --backward phantom: unrolled steps and their damping (unset: the DEQ's defaults)
+    phantom_steps: int | None = None
+    phantom_damping: float | None = None
     # model
     arch: str = "deq"
     depth: int = 1
@@ -132,15 +136,24 @@ class TrainConfig:
         if self.arch == "explicit":
             defaults = TrainConfig()
             solver_knobs = ("solver", "solver_options", "tol", "max_iter", "backward", "backward_solver",
-                            "backward_tol", "backward_max_iter", "backward_compact", "jacobian_reg")
+                            "backward_tol", "backward_max_iter", "backward_compact", "jacobian_reg",
+                            "phantom_steps", "phantom_damping")
             changed = [k for k in solver_knobs if getattr(self, k) != getattr(defaults, k)]
             if changed:
                 flags = ", ".join("--" + k.replace("_", "-").replace("solver-options", "solver-option") for k in changed)
                 raise ConfigError(f"{flags}: solver options have no effect with --arch explicit (no fixed point)")
-        if self.backward not in ("ift", "jfb"):
-            raise ConfigError(f"--backward must be 'ift' or 'jfb', got {self.backward!r}")
-        if self.backward == "jfb" and self.backward_solver != "same":
-            raise ConfigError("--backward-solver has no effect with --backward jfb (no adjoint solve)")
+        if self.backward not in ("ift", "jfb", "phantom"):
+            raise ConfigError(f"--backward must be 'ift', 'jfb' or 'phantom', got {self.backward!r}")
+        if self.backward != "ift" and self.backward_solver != "same":
+            raise ConfigError(f"--backward-solver has no effect with --backward {self.backward} (no adjoint solve)")
+        phantom = {k: getattr(self, k) for k in ("phantom_steps", "phantom_damping") if getattr(self, k) is not None}
+        if phantom and self.backward != "phantom":
+            flags = ", ".join("--" + k.replace("_", "-") for k in phantom)
+            raise ConfigError(f"{flags}: no effect without --backward phantom")
+        try:
+            check_phantom_options(phantom.get("phantom_steps", 1), phantom.get("phantom_damping", 1.0))
+        except SolverInputError as exc:
+            raise ConfigError(f"--{str(exc).replace('_', '-', 1)}") from None
         for name in ("epochs", "batch_size", "max_iter", "backward_max_iter"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -189,6 +202,7 @@ class TrainConfig:
             solver=self.solver, tol=self.tol, max_iter=self.max_iter, backward=self.backward,
             backward_solver=bsolver, backward_tol=self.backward_tol, backward_max_iter=self.backward_max_iter,
             backward_compact=self.backward_compact, jacobian_penalty=self.jacobian_reg > 0,
+            **{k: getattr(self, k) for k in ("phantom_steps", "phantom_damping") if getattr(self, k) is not None},
             **self.solver_options,
         )
 
