@@ -399,3 +399,22 @@ def test_ddp_run_whose_rank_dies_says_so_and_resumes_from_its_last_checkpoint(tm
     assert p.returncode == 0, p.stderr[-3000:]
     a, b = load_file(cut / "model.safetensors"), load_file(full / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_warm_start_cuts_forward_evaluations_and_resumes_identically(tmp_path):
+    kw = dict(epochs=2, checkpoint_every=2, tol=1e-3, max_iter=20)
+    cold = train(tiny(tmp_path, "cold", **kw), progress=False)
+    warm = train(tiny(tmp_path, "warm", warm_start=True, **kw), progress=False)
+    assert warm.metrics[0]["forward_nfe"] == cold.metrics[0]["forward_nfe"]  # nothing cached in epoch 1
+    assert warm.metrics[1]["forward_nfe"] < cold.metrics[1]["forward_nfe"]
+    cut = tiny(tmp_path, "cut", warm_start=True, **kw)
+    train(cut, progress=False, stop_after_steps=6)  # killed mid-epoch 2: the cache travels in the checkpoint
+    resumed = train(cut, resume=True, progress=False)
+    assert [m["forward_nfe"] for m in resumed.metrics] == [m["forward_nfe"] for m in warm.metrics]
+    a = load_file(str(tmp_path / "warm" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match="--warm-start-float16: no effect without --warm-start"):
+        tiny(tmp_path, "x", warm_start_float16=True).validate()
+    with pytest.raises(ConfigError, match="--warm-start-max-mb must be"):
+        tiny(tmp_path, "x", warm_start=True, warm_start_max_mb=0.0).validate()

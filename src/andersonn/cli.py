@@ -65,6 +65,9 @@ SolverOption = Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE passe
 Tol = Annotated[float, typer.Option(help="Forward solve tolerance on ||f(z)-z||/||f(z)||.")]
 MaxIter = Annotated[int, typer.Option(help="Forward solve iteration cap.")]
 Backward = Annotated[str, typer.Option(help="'ift' (implicit function theorem), 'jfb' (Jacobian-free, one step) or 'phantom' (--phantom-steps damped steps unrolled from z*).")]
+WarmStart = Annotated[bool, typer.Option(help="Start each training sample's solve from its fixed point of the previous epoch (a per-sample cache on the CPU; see --warm-start-max-mb).")]
+WarmStartF16 = Annotated[bool, typer.Option(help="Keep the warm-start cache in float16 (half the memory).")]
+WarmStartMb = Annotated[float, typer.Option(help="Memory bound of the warm-start cache in MiB; samples past it start from zeros.")]
 PhantomSteps = Annotated[Optional[int], typer.Option(help="With --backward phantom: steps unrolled from z* (unset: the DEQ's default).")]
 PhantomDamping = Annotated[Optional[float], typer.Option(help="With --backward phantom: damping d of z <- (1-d) z + d f(z), in (0, 1] (unset: the DEQ's default).")]
 BSolver = Annotated[str, typer.Option(help="Adjoint solver; 'same' uses --solver.")]
@@ -204,6 +207,7 @@ def train(
     dataset_option: DatasetOption = None, label_smoothing: LabelSmoothing = 0.0, patience: Patience = 0,
     channels: Width = 48, inner_channels: InnerWidth = 64, jacobian_reg: JacobianReg = 0.0,
     channel_sums: ChannelSums = False, phantom_steps: PhantomSteps = None, phantom_damping: PhantomDamping = None,
+    warm_start: WarmStart = False, warm_start_float16: WarmStartF16 = False, warm_start_max_mb: WarmStartMb = 1024.0,
 ) -> None:
     """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP.
 
@@ -217,7 +221,8 @@ def train(
                   jacobian_reg=jacobian_reg, channel_sums=channel_sums, out_dir=str(out), solver=solver, m=m,
                   lam=lam, beta=beta, solver_option=solver_option, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
-                  phantom_steps=phantom_steps, phantom_damping=phantom_damping, bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
+                  phantom_steps=phantom_steps, phantom_damping=phantom_damping, warm_start=warm_start,
+                  warm_start_float16=warm_start_float16, warm_start_max_mb=warm_start_max_mb, bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
                   max_train=max_train, max_test=max_test, augment=augment, checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
     result = _guard(run_train, cfg, resume=resume)
     if result.summary:

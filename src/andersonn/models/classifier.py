@@ -73,13 +73,14 @@ class DEQClassifier(nn.Module):
             inner_channels=inner_channels, groups=groups, pool=pool, channel_sums=channel_sums,
         )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits for ``images``; ``z0`` (the DEQ state's shape) starts the solve, e.g. from a warm-start cache."""
         c, s = self.config["in_channels"], self.config["image_size"]
         if images.ndim != 4 or images.shape[1] != c or images.shape[2:] != (s, s):
             raise ValueError(
                 f"expected images of shape (batch, {c}, {s}, {s}), got {tuple(images.shape)}"
             )
-        logits = self.head(self.deq(self.stem(images)))
+        logits = self.head(self.deq(self.stem(images), z0))
         return logits if self.channel_sums is None else logits + self.channel_sums(images)
 
 

@@ -122,6 +122,10 @@ class TrainConfig:
     patience: int = 0
     # contractivity: weight of the DEQ's Jacobian penalty ||df/dz||_F^2 / dim in the loss (0: none)
     jacobian_reg: float = 0.0
+    # start each training sample's solve from its fixed point of the previous epoch (train/warm_start.py)
+    warm_start: bool = False
+    warm_start_float16: bool = False
+    warm_start_max_mb: float = 1024.0
 
     def validate(self) -> None:
         if self.solver not in available_solvers():
@@ -137,7 +141,7 @@ class TrainConfig:
             defaults = TrainConfig()
             solver_knobs = ("solver", "solver_options", "tol", "max_iter", "backward", "backward_solver",
                             "backward_tol", "backward_max_iter", "backward_compact", "jacobian_reg",
-                            "phantom_steps", "phantom_damping")
+                            "phantom_steps", "phantom_damping", "warm_start")
             changed = [k for k in solver_knobs if getattr(self, k) != getattr(defaults, k)]
             if changed:
                 flags = ", ".join("--" + k.replace("_", "-").replace("solver-options", "solver-option") for k in changed)
@@ -182,6 +186,10 @@ class TrainConfig:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (math.isfinite(self.jacobian_reg) and self.jacobian_reg >= 0):
             raise ConfigError(f"--jacobian-reg must be a finite number >= 0 (0: no penalty), got {self.jacobian_reg}")
+        if self.warm_start_float16 and not self.warm_start:
+            raise ConfigError("--warm-start-float16: no effect without --warm-start")
+        if not (math.isfinite(self.warm_start_max_mb) and self.warm_start_max_mb > 0):
+            raise ConfigError(f"--warm-start-max-mb must be a finite number > 0, got {self.warm_start_max_mb}")
         if self.patience < 0:
             raise ConfigError("--patience must be >= 0 (0: train every epoch)")
         if self.checkpoint_every < 0:

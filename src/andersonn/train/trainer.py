@@ -22,6 +22,7 @@ from ..fileio import atomic_write_text, write_csv
 from .checkpoint import atomic_save, load_checkpoint
 from .config import NOT_COMPARED, ConfigError, TrainConfig, setting_differences
 from .saved_model import save_model
+from .warm_start import WarmStartCache
 
 __all__ = ["train", "TrainResult", "TrainingError", "build_model", "evaluate", "recalibrate_batchnorm", "export_best"]
 
@@ -279,13 +280,20 @@ def _train(cfg: TrainConfig, info: D.DistInfo, device: torch.device, *, resume: 
         metrics, train_time, acc = state["metrics"], state["train_time"], state["accumulators"]
         best = state["best"]
 
+    cache = None
+    if cfg.warm_start:
+        cache = WarmStartCache(x_train.shape[0], max_bytes=int(cfg.warm_start_max_mb * 2**20),
+                               dtype=torch.float16 if cfg.warm_start_float16 else torch.float32)
+        if resume and ckpt_path.exists() and state.get("warm_start") is not None:
+            cache.load_state_dict(state["warm_start"])
+
     def checkpoint(epoch: int, step: int) -> None:
         if info.is_main:
             atomic_save({
                 "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
                 "metrics": metrics, "train_time": train_time, "accumulators": acc, "best": best,
-                "extensions": extensions,
+                "extensions": extensions, "warm_start": None if cache is None else cache.state_dict(),
             }, ckpt_path)
         D.barrier(info)
 
@@ -303,7 +311,10 @@ def _train(cfg: TrainConfig, info: D.DistInfo, device: torch.device, *, resume: 
             if cfg.augment:
                 xb = random_crop_flip(xb, torch.Generator().manual_seed(hash((cfg.seed, epoch, step)) % 2**31))
             xb, yb = xb.to(device), y_train[idx].to(device)
-            logits = net(xb)
+            z0 = None if cache is None else cache.get(idx)
+            logits = net(xb) if z0 is None else net(xb, z0=z0.to(device))
+            if cache is not None:
+                cache.put(idx, _deq(net).last_forward.z)
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             jac = _deq(net).last_jacobian if cfg.jacobian_reg else None
             if jac is not None:
