@@ -80,7 +80,8 @@ class DEQClassifier(nn.Module):
             raise ValueError(
                 f"expected images of shape (batch, {c}, {s}, {s}), got {tuple(images.shape)}"
             )
-        logits = self.head(self.deq(self.stem(images), z0))
+        state = self.stem(images)
+        logits = self.head(self.deq(state) if z0 is None else self.deq(state, z0))
         return logits if self.channel_sums is None else logits + self.channel_sums(images)
 
 
