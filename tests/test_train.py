@@ -416,5 +416,7 @@ def test_warm_start_cuts_forward_evaluations_and_resumes_identically(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ConfigError, match="--warm-start-float16: no effect without --warm-start"):
         tiny(tmp_path, "x", warm_start_float16=True).validate()
+    with pytest.raises(ConfigError, match="--warm-start-max-mb: no effect without --warm-start"):
+        tiny(tmp_path, "x", warm_start_max_mb=10.0).validate()
     with pytest.raises(ConfigError, match="--warm-start-max-mb must be"):
         tiny(tmp_path, "x", warm_start=True, warm_start_max_mb=0.0).validate()

@@ -67,7 +67,7 @@ MaxIter = Annotated[int, typer.Option(help="Forward solve iteration cap.")]
 Backward = Annotated[str, typer.Option(help="'ift' (implicit function theorem), 'jfb' (Jacobian-free, one step) or 'phantom' (--phantom-steps damped steps unrolled from z*).")]
 WarmStart = Annotated[bool, typer.Option(help="Start each training sample's solve from its fixed point of the previous epoch (a per-sample cache on the CPU; see --warm-start-max-mb).")]
 WarmStartF16 = Annotated[bool, typer.Option(help="Keep the warm-start cache in float16 (half the memory).")]
-WarmStartMb = Annotated[float, typer.Option(help="Memory bound of the warm-start cache in MiB; samples past it start from zeros.")]
+WarmStartMb = Annotated[Optional[float], typer.Option(help="With --warm-start: memory bound of the cache in MiB; samples past it start from zeros (unset: the cache's default, WarmStartCache's max_bytes).")]
 PhantomSteps = Annotated[Optional[int], typer.Option(help="With --backward phantom: steps unrolled from z* (unset: the DEQ's default).")]
 PhantomDamping = Annotated[Optional[float], typer.Option(help="With --backward phantom: damping d of z <- (1-d) z + d f(z), in (0, 1] (unset: the DEQ's default).")]
 BSolver = Annotated[str, typer.Option(help="Adjoint solver; 'same' uses --solver.")]
@@ -207,7 +207,7 @@ def train(
     dataset_option: DatasetOption = None, label_smoothing: LabelSmoothing = 0.0, patience: Patience = 0,
     channels: Width = 48, inner_channels: InnerWidth = 64, jacobian_reg: JacobianReg = 0.0,
     channel_sums: ChannelSums = False, phantom_steps: PhantomSteps = None, phantom_damping: PhantomDamping = None,
-    warm_start: WarmStart = False, warm_start_float16: WarmStartF16 = False, warm_start_max_mb: WarmStartMb = 1024.0,
+    warm_start: WarmStart = False, warm_start_float16: WarmStartF16 = False, warm_start_max_mb: WarmStartMb = None,
 ) -> None:
     """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP.
 

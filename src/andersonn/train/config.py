@@ -125,7 +125,7 @@ class TrainConfig:
     # start each training sample's solve from its fixed point of the previous epoch (train/warm_start.py)
     warm_start: bool = False
     warm_start_float16: bool = False
-    warm_start_max_mb: float = 1024.0
+    warm_start_max_mb: float | None = None  # unset: WarmStartCache's default bound
 
     def validate(self) -> None:
         if self.solver not in available_solvers():
@@ -186,9 +186,10 @@ class TrainConfig:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (math.isfinite(self.jacobian_reg) and self.jacobian_reg >= 0):
             raise ConfigError(f"--jacobian-reg must be a finite number >= 0 (0: no penalty), got {self.jacobian_reg}")
-        if self.warm_start_float16 and not self.warm_start:
-            raise ConfigError("--warm-start-float16: no effect without --warm-start")
-        if not (math.isfinite(self.warm_start_max_mb) and self.warm_start_max_mb > 0):
+        for name in ("warm_start_float16", "warm_start_max_mb"):
+            if getattr(self, name) not in (None, False) and not self.warm_start:
+                raise ConfigError(f"--{name.replace('_', '-')}: no effect without --warm-start")
+        if self.warm_start_max_mb is not None and not (math.isfinite(self.warm_start_max_mb) and self.warm_start_max_mb > 0):
             raise ConfigError(f"--warm-start-max-mb must be a finite number > 0, got {self.warm_start_max_mb}")
         if self.patience < 0:
             raise ConfigError("--patience must be >= 0 (0: train every epoch)")

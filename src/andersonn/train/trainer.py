@@ -282,8 +282,9 @@ def _train(cfg: TrainConfig, info: D.DistInfo, device: torch.device, *, resume: 
 
     cache = None
     if cfg.warm_start:
-        cache = WarmStartCache(x_train.shape[0], max_bytes=int(cfg.warm_start_max_mb * 2**20),
-                               dtype=torch.float16 if cfg.warm_start_float16 else torch.float32)
+        bound = {} if cfg.warm_start_max_mb is None else {"max_bytes": int(cfg.warm_start_max_mb * 2**20)}
+        cache = WarmStartCache(x_train.shape[0], dtype=torch.float16 if cfg.warm_start_float16 else torch.float32,
+                               **bound)
         if resume and ckpt_path.exists() and state.get("warm_start") is not None:
             cache.load_state_dict(state["warm_start"])
 

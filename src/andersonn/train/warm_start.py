@@ -26,7 +26,7 @@ __all__ = ["WarmStartCache"]
 class WarmStartCache:
     """Per-sample fixed points by dataset index, bounded in memory (see the module docstring)."""
 
-    def __init__(self, n: int, *, max_bytes: int, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, n: int, *, max_bytes: int = 2**30, dtype: torch.dtype = torch.float32) -> None:
         if n < 1 or max_bytes < 1:
             raise ValueError(f"a warm-start cache needs n >= 1 and max_bytes >= 1, got {n} and {max_bytes}")
         self.n, self.max_bytes, self.dtype = n, int(max_bytes), dtype
