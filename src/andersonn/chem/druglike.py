@@ -13,17 +13,24 @@ Label modes (``label_mode``):
 * ``"boltzmann"``: the Boltzmann root-mean-square dipole over the conformers at 298 K, a property of
   the ensemble; the image is the same lowest-energy conformer, its most populated member.
 
-The image is :func:`~andersonn.chem.image.structure_to_image` without the GFN2-xTB channels
-(:data:`DRUGLIKE_CHANNELS`): with them the lowest mode could be read off the image (the
-``dipole_dot_gfn2`` pixels sum to the label squared), and a screen would have to run xTB, which would
-then give the answer by itself. The model has to infer the xTB dipole from the graph, the geometry and
-MMFF94 charges.
+Which structure is imaged (``structure``):
 
-Each molecule also gets its *screen-mode* image: the lowest-MMFF94-energy conformer of the same
-embedding, which is what ``andersonn screen`` images (it runs no xTB and so cannot know which conformer
-xTB puts lowest). ``x_<split>_screen`` holds them, and the physics references beside every split say
-what the conformer choice costs: the xTB dipole of the screen's conformer, and the MMFF94 point-charge
-dipole at both conformers.
+* ``"label"`` (default): the labelled conformer, with :func:`~andersonn.chem.image.structure_to_image`'s
+  channels except the GFN2-xTB ones (:data:`DRUGLIKE_CHANNELS`). With them the lowest mode could be read
+  off the image (the ``dipole_dot_gfn2`` pixels sum to the label squared). The model has to infer the xTB
+  dipole from the graph, the geometry and MMFF94 charges. Each molecule also gets its *screen-mode* image:
+  the lowest-MMFF94-energy conformer of the same embedding, which is what ``andersonn screen`` images (a
+  screen cannot know which conformer xTB puts lowest without the whole conformer search); ``x_<split>_screen``
+  holds them.
+* ``"screen"``: the screen's own structure, the lowest-MMFF94-energy conformer, with every channel
+  (:data:`DRUGLIKE_SCREEN_CHANNELS`, GFN2-xTB charges and dipoles of that conformer included: one xTB single
+  point, about 0.1 s a drug-sized molecule, in training and in a screen). The label is still the lowest-
+  (or Boltzmann-) conformer dipole, so the model learns what the screen's conformer and its xTB dipole say
+  about the conformer search a screen does not run; training and screening images are built the same way.
+  ``x_<split>_screen`` is then ``x_<split>`` itself.
+
+The physics references beside every split say what the conformer choice costs: the xTB dipole of the
+screen's conformer, and the MMFF94 point-charge dipole at both conformers.
 
 Rows: heavy atoms with their hydrogens folded in, at most :data:`DRUGLIKE_IMAGE_SIZE`; a larger molecule
 is skipped and listed with its reason, never cut. Splits: 80/10/10 train/validation/test stratified by
@@ -55,19 +62,26 @@ from andersonn.chem.errors import MoleculeError
 from andersonn.chem.image import GEOMETRY_CHANNELS, GEOMETRY_IMAGE_VERSION, pack_crops, unpack_crops
 from andersonn.fileio import save_npz
 
-__all__ = ["DRUGLIKE_CHANNELS", "DRUGLIKE_IMAGE_SIZE", "LABEL_MODES", "druglike_image_record", "load_druglike_images"]
+__all__ = ["DRUGLIKE_CHANNELS", "DRUGLIKE_IMAGE_SIZE", "DRUGLIKE_SCREEN_CHANNELS", "LABEL_MODES", "STRUCTURES",
+           "druglike_image_record", "load_druglike_images"]
 
 #: Rows of the cached images: 32 heavy atoms hold 95.9% of the labelled drug-like molecules of the shipped file.
 DRUGLIKE_IMAGE_SIZE = 32
 #: Every geometry channel except the GFN2-xTB ones (see the module docstring for why).
 DRUGLIKE_CHANNELS: tuple[str, ...] = tuple(c for c in GEOMETRY_CHANNELS if not c.endswith("_gfn2"))
+#: The ``structure="screen"`` images: every geometry channel, GFN2-xTB ones included.
+DRUGLIKE_SCREEN_CHANNELS: tuple[str, ...] = tuple(GEOMETRY_CHANNELS)
+#: structure -> (what is imaged, its channels)
+STRUCTURES = {"label": ("the labelled (lowest-xTB-energy) conformer, no GFN2-xTB channels", DRUGLIKE_CHANNELS),
+              "screen": ("the screen's lowest-MMFF94-energy conformer, GFN2-xTB channels of that conformer included",
+                         DRUGLIKE_SCREEN_CHANNELS)}
 #: label mode -> the label file's column
 LABEL_MODES = {"lowest": "dipole_lowest_debye", "boltzmann": "dipole_debye"}
 CHUNK = 100
 _FIELDS = ("row", "n_rows", "same_conformer", "mmff_dipole_label", "mmff_dipole_screen")
 
 
-def druglike_image_record(row: dict[str, Any], size: int = DRUGLIKE_IMAGE_SIZE) -> dict[str, Any]:
+def druglike_image_record(row: dict[str, Any], size: int = DRUGLIKE_IMAGE_SIZE, structure: str = "label") -> dict[str, Any]:
     """Images of one labelled molecule: at the labelled conformer and at the screen's (lowest-MMFF) one.
 
     ``row`` is a label-file row (``name``, ``smiles``, ``n_conformers``, ``lowest_conformer``, optionally
@@ -76,8 +90,9 @@ def druglike_image_record(row: dict[str, Any], size: int = DRUGLIKE_IMAGE_SIZE) 
     of conformers, same lowest-force-field conformer); a mismatch, a molecule without force-field
     parameters or one with more than ``size`` heavy atoms raises :class:`MoleculeError`.
 
-    Returns ``image`` and ``screen_image`` ``(len(DRUGLIKE_CHANNELS), size, size)``, ``n_rows``,
-    ``same_conformer`` and the MMFF94 point-charge dipoles at both conformers.
+    Returns ``image`` and ``screen_image`` ``(len(channels), size, size)``, ``n_rows``,
+    ``same_conformer`` and the MMFF94 point-charge dipoles at both conformers. ``structure`` as in
+    :data:`STRUCTURES`: for ``"screen"`` both images are the screen conformer's, with every channel.
 
     >>> from andersonn.chem.labels import compute_label
     >>> row = {"smiles": "OCCN", **compute_label({"smiles": "OCCN"})}
@@ -107,15 +122,21 @@ def druglike_image_record(row: dict[str, Any], size: int = DRUGLIKE_IMAGE_SIZE) 
     k_label, k_screen = int(row["lowest_conformer"]), int(np.argmin(energies))
     if row.get("lowest_ff_conformer") is not None and int(row["lowest_ff_conformer"]) != k_screen:
         raise MoleculeError(smiles, f"re-embedding puts conformer {k_screen} lowest, the label {row['lowest_ff_conformer']}", name)
-    keep = [GEOMETRY_CHANNELS.index(c) for c in DRUGLIKE_CHANNELS]
-    models = charge_models_of(DRUGLIKE_CHANNELS)
+    channels = STRUCTURES[structure][1]
+    keep = [GEOMETRY_CHANNELS.index(c) for c in channels]
+    models = charge_models_of(channels)
 
     def image_and_dipole(k: int) -> tuple[np.ndarray, float]:
-        structure = conformer_structure(molh, k, ff)
-        return structure_to_image(structure, size, name=name, charge_models=models)[keep], point_charge_dipole(structure)
+        mol3d = conformer_structure(molh, k, ff)
+        return structure_to_image(mol3d, size, name=name, charge_models=models)[keep], point_charge_dipole(mol3d)
 
-    image, mu_label = image_and_dipole(k_label)
-    screen_image, mu_screen = (image, mu_label) if k_screen == k_label else image_and_dipole(k_screen)
+    if structure == "screen":
+        screen_image, mu_screen = image_and_dipole(k_screen)
+        image = screen_image
+        mu_label = mu_screen if k_screen == k_label else point_charge_dipole(conformer_structure(molh, k_label, ff))
+    else:
+        image, mu_label = image_and_dipole(k_label)
+        screen_image, mu_screen = (image, mu_label) if k_screen == k_label else image_and_dipole(k_screen)
     return {"n_rows": mol.GetNumAtoms(), "same_conformer": k_label == k_screen, "image": image,
             "screen_image": screen_image, "mmff_dipole_label": mu_label, "mmff_dipole_screen": mu_screen}
 
@@ -126,7 +147,7 @@ def _build_chunk(item: dict[str, Any]) -> dict[str, Any]:
     images, screen, fields, failed = [], [], [], []
     for k, row in zip(item["rows_index"], item["rows"]):
         try:
-            rec = druglike_image_record(row, item["size"])
+            rec = druglike_image_record(row, item["size"], item["structure"])
         except MoleculeError as exc:
             failed.append({"name": row.get("name"), "smiles": row["smiles"], "reason": exc.reason})
             continue
@@ -138,7 +159,9 @@ def _build_chunk(item: dict[str, Any]) -> dict[str, Any]:
         fields.append([k, rec["n_rows"], float(rec["same_conformer"]), rec["mmff_dipole_label"], rec["mmff_dipole_screen"]])
     rows_n = [int(f[1]) for f in fields]
     path = Path(item["path"])
-    save_npz(path, crops=pack_crops(images, rows_n), screen_crops=pack_crops(screen, rows_n),
+    # a "screen" chunk's two images are one: stored once
+    screen_crops = {} if item["structure"] == "screen" else {"screen_crops": pack_crops(screen, rows_n)}
+    save_npz(path, crops=pack_crops(images, rows_n), **screen_crops,
              fields=np.asarray(fields, dtype=np.float64).reshape(-1, len(_FIELDS)))
     return {"path": path.name, "n": len(fields), "failed": failed, "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -150,22 +173,24 @@ def _chunk_key(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def build_druglike_cache(cache_dir: str | Path, rows: Sequence[dict[str, Any]], *, size: int = DRUGLIKE_IMAGE_SIZE,
-                         scheduler: str | None = None, n_workers: int | None = None,
+                         structure: str = "label", scheduler: str | None = None, n_workers: int | None = None,
                          progress: bool = True) -> tuple[Path, list[dict[str, Any]], float]:
-    """Image ``rows`` (label-file rows without an error) into ``cache_dir``; resumable.
+    """Image ``rows`` (label-file rows without an error) into ``cache_dir``; resumable. ``structure`` as in
+    :data:`STRUCTURES` (each has a folder of its own).
 
     Returns the folder, the chunk records in row order (``n``, ``failed``, ``seconds``, ``rows_index``)
     and the wall time of this call.
     """
     from andersonn.parallel import map_chunk_files
 
-    folder = Path(cache_dir) / f"druglike_s{size}_folded_v{GEOMETRY_IMAGE_VERSION}"
+    prefix = "druglike" if structure == "label" else f"druglike_{structure}"
+    folder = Path(cache_dir) / f"{prefix}_s{size}_folded_v{GEOMETRY_IMAGE_VERSION}"
     items = {}
     for k in range(0, len(rows), CHUNK):
         part = list(rows[k: k + CHUNK])
         key = _chunk_key(part)
         items[key] = {"rows": part, "rows_index": list(range(k, k + len(part))), "size": size,
-                      "path": str(folder / f"{key}.npz")}
+                      "structure": structure, "path": str(folder / f"{key}.npz")}
     t0 = time.perf_counter()
     records = map_chunk_files(_build_chunk, items, folder, scheduler=scheduler, n_workers=n_workers,
                               desc="drug-like images", progress=progress)
@@ -180,7 +205,7 @@ def build_druglike_cache(cache_dir: str | Path, rows: Sequence[dict[str, Any]], 
 
 def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[dict[str, Any]] | None = None,
                          labels_csv: str | Path | None = None, size: int | None = None, label_mode: str = "lowest",
-                         threshold: float | None = None, seed: int = 0, max_molecules: int | None = None,
+                         structure: str = "label", threshold: float | None = None, seed: int = 0, max_molecules: int | None = None,
                          scheduler: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train / validation / test images of the drug-like set, labelled ``dipole >= threshold`` in ``label_mode``.
 
@@ -190,6 +215,8 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
     draws that many (with ``seed``) before imaging. Returns ``x_train``, ``y_train``, ``x_val``,
     ``y_val``, ``x_test``, ``y_test``, the screen-mode images ``x_val_screen`` and ``x_test_screen``,
     ``class_names`` and ``meta`` (counts, failures with reasons, per-split references, build time).
+    ``structure`` (see :data:`STRUCTURES`): ``"label"`` images the labelled conformer, ``"screen"`` the
+    screen's, with GFN2-xTB channels; the split is the same for both.
     """
     import random
 
@@ -200,6 +227,8 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
 
     if label_mode not in LABEL_MODES:
         raise ValueError(f"unknown label mode {label_mode!r}; choose from {', '.join(LABEL_MODES)}")
+    if structure not in STRUCTURES:
+        raise ValueError(f"unknown structure {structure!r}; choose from {', '.join(STRUCTURES)}")
     size = DRUGLIKE_IMAGE_SIZE if size is None else int(size)
     if not 1 <= size <= DRUGLIKE_IMAGE_SIZE:
         raise ValueError(f"image size {size} must be between 1 and the cached {DRUGLIKE_IMAGE_SIZE} rows")
@@ -212,9 +241,11 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
     if max_molecules is not None and len(usable) > max_molecules:
         usable = random.Random(seed).sample(usable, max_molecules)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    folder, records, wall = build_druglike_cache(cache_dir, usable, scheduler=scheduler, progress=progress)
+    folder, records, wall = build_druglike_cache(cache_dir, usable, structure=structure, scheduler=scheduler,
+                                                 progress=progress)
 
-    c, s = len(DRUGLIKE_CHANNELS), DRUGLIKE_IMAGE_SIZE
+    channels = STRUCTURES[structure][1]
+    c, s = len(channels), DRUGLIKE_IMAGE_SIZE
     xs, xs_screen, fields = [], [], []
     for rec in records:
         failed.extend(rec["failed"])
@@ -222,14 +253,16 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
         f = z["fields"]
         n_rows = f[:, 1].astype(int)
         xs.append(unpack_crops(z["crops"], n_rows, c, s))
-        xs_screen.append(unpack_crops(z["screen_crops"], n_rows, c, s))
+        if structure == "label":
+            xs_screen.append(unpack_crops(z["screen_crops"], n_rows, c, s))
         fields.append(f)
     x = np.concatenate(xs) if xs else np.zeros((0, c, s, s), np.float32)
     x_screen = np.concatenate(xs_screen) if xs_screen else np.zeros((0, c, s, s), np.float32)
     f = np.concatenate(fields) if fields else np.zeros((0, len(_FIELDS)))
     fits = f[:, 1] <= size
     skipped_size = int((~fits).sum())
-    x, x_screen, f = x[fits][:, :, :size, :size], x_screen[fits][:, :, :size, :size], f[fits]
+    x, f = x[fits][:, :, :size, :size], f[fits]
+    x_screen = x if structure == "screen" else x_screen[fits][:, :, :size, :size]
     mols = [usable[int(k)] for k in f[:, 0]]
     dip = {mode: np.array([float(m[col]) for m in mols]) for mode, col in LABEL_MODES.items()}
     y = (dip[label_mode] >= threshold).astype(np.int64)
@@ -255,12 +288,10 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
 
     meta = {
         "task": "alms-druglike", "threshold_debye": threshold, "class_names": list(CLASS_NAMES), "image_size": size,
-        "hydrogens": "folded", "channels": list(DRUGLIKE_CHANNELS), "image_version": GEOMETRY_IMAGE_VERSION,
-        "label_mode": label_mode,
-        "label": {"lowest": "GFN2-xTB dipole of the lowest-xTB-energy of 10 MMFF94-relaxed ETKDGv3 conformers, "
-                            "imaged at that conformer",
-                  "boltzmann": "GFN2-xTB Boltzmann RMS dipole over 10 MMFF94-relaxed ETKDGv3 conformers (298 K), "
-                               "imaged at the lowest-xTB-energy conformer"}[label_mode],
+        "hydrogens": "folded", "channels": list(channels), "image_version": GEOMETRY_IMAGE_VERSION,
+        "label_mode": label_mode, "structure": structure, "structure_imaged": STRUCTURES[structure][0],
+        "label": {"lowest": "GFN2-xTB dipole of the lowest-xTB-energy of 10 MMFF94-relaxed ETKDGv3 conformers",
+                  "boltzmann": "GFN2-xTB Boltzmann RMS dipole over 10 MMFF94-relaxed ETKDGv3 conformers (298 K)"}[label_mode],
         "structure_when_screening": "lowest-MMFF94-energy of the same 10 conformers (x_*_screen)",
         "labels_file": labels_csv.name if rows is None else "rows given by the caller",
         "counts": {"train": len(tr), "val": len(va), "test": len(te), "covid_in_test": int(covid.sum()),
