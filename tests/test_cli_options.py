@@ -27,6 +27,8 @@ ZERO_OK = {
     ("train", "patience"): "0 trains every epoch",
     ("train", "label_smoothing"): "0 is no smoothing",
     ("train", "jacobian_reg"): "0 is no Jacobian penalty",
+    ("train", "correction_states"): "0 is no fixed-point correction",
+    ("train", "correction_weight"): "weight 0 keeps the states' forward cost but drops their loss",
 }
 ZERO_OK.update({
     ("train", "lr_min"): "the cosine schedule may anneal to 0",

@@ -68,6 +68,8 @@ Backward = Annotated[str, typer.Option(help="'ift' (implicit function theorem), 
 WarmStart = Annotated[bool, typer.Option(help="Start each training sample's solve from its fixed point of the previous epoch (a per-sample cache on the CPU; see --warm-start-max-mb).")]
 WarmStartF16 = Annotated[bool, typer.Option(help="Keep the warm-start cache in float16 (half the memory).")]
 WarmStartMb = Annotated[Optional[float], typer.Option(help="With --warm-start: memory bound of the cache in MiB; samples past it start from zeros (unset: the cache's default, WarmStartCache's max_bytes).")]
+CorrectionStates = Annotated[int, typer.Option(help="Fixed-point correction: also put the loss on this many intermediate iterates of each forward solve, evenly spaced over --max-iter, each read through one step of f (0: none; TorchDEQ's n_states - 1).")]
+CorrectionWeight = Annotated[Optional[float], typer.Option(help="With --correction-states: weight of the intermediate states' mean loss against the final state's (unset: train.config.DEFAULT_CORRECTION_WEIGHT, TorchDEQ's gamma).")]
 PhantomSteps = Annotated[Optional[int], typer.Option(help="With --backward phantom: steps unrolled from z* (unset: the DEQ's default).")]
 PhantomDamping = Annotated[Optional[float], typer.Option(help="With --backward phantom: damping d of z <- (1-d) z + d f(z), in (0, 1] (unset: the DEQ's default).")]
 BSolver = Annotated[str, typer.Option(help="Adjoint solver; 'same' uses --solver.")]
@@ -90,6 +92,7 @@ Width = Annotated[int, typer.Option(help="Channels of the DEQ state (the poster'
 JacobianReg = Annotated[float, typer.Option(help="Weight of a Jacobian penalty ||df/dz||_F^2/dim (one Hutchinson probe at z*) added to the loss, keeping f contractive so solves take fewer iterations (0: none; ~0.1-1 typical; one extra vector-Jacobian product per step).")]
 InnerWidth = Annotated[int, typer.Option(help="Channels inside the implicit block (the poster's: 64).")]
 ChannelSums = Annotated[bool, typer.Option(help="Also read the image's per-channel pixel sums into the logits (a linear path beside the DEQ, for labels that are global sums such as a molecule's dipole; not in the poster's model).")]
+ChannelSumsLr = Annotated[float, typer.Option(help="Learning rate of the --channel-sums readout as a multiple of --lr (a linear read of a few sums needs larger steps than the conv path; ~10 on the drug-like set). Needs --channel-sums.")]
 
 
 def _fail(msg: str) -> None:
@@ -206,8 +209,9 @@ def train(
     depth: Annotated[int, typer.Option(help="Blocks of the explicit baseline (1: same parameter count as the DEQ).")] = 1,
     dataset_option: DatasetOption = None, label_smoothing: LabelSmoothing = 0.0, patience: Patience = 0,
     channels: Width = 48, inner_channels: InnerWidth = 64, jacobian_reg: JacobianReg = 0.0,
-    channel_sums: ChannelSums = False, phantom_steps: PhantomSteps = None, phantom_damping: PhantomDamping = None,
+    channel_sums: ChannelSums = False, channel_sums_lr_scale: ChannelSumsLr = 1.0, phantom_steps: PhantomSteps = None, phantom_damping: PhantomDamping = None,
     warm_start: WarmStart = False, warm_start_float16: WarmStartF16 = False, warm_start_max_mb: WarmStartMb = None,
+    correction_states: CorrectionStates = 0, correction_weight: CorrectionWeight = None,
 ) -> None:
     """Train the poster's DEQ classifier. Under `torchrun --nproc_per_node N -m andersonn train` it runs DDP.
 
@@ -218,11 +222,12 @@ def train(
 
     cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, dataset_option=dataset_option,
                   label_smoothing=label_smoothing, patience=patience, channels=channels, inner_channels=inner_channels,
-                  jacobian_reg=jacobian_reg, channel_sums=channel_sums, out_dir=str(out), solver=solver, m=m,
+                  jacobian_reg=jacobian_reg, channel_sums=channel_sums, channel_sums_lr_scale=channel_sums_lr_scale, out_dir=str(out), solver=solver, m=m,
                   lam=lam, beta=beta, solver_option=solver_option, tol=tol, max_iter=max_iter, backward=backward, backward_solver=backward_solver,
                   backward_tol=backward_tol, backward_max_iter=backward_max_iter, backward_compact=backward_compact,
                   phantom_steps=phantom_steps, phantom_damping=phantom_damping, warm_start=warm_start,
-                  warm_start_float16=warm_start_float16, warm_start_max_mb=warm_start_max_mb, bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
+                  warm_start_float16=warm_start_float16, warm_start_max_mb=warm_start_max_mb,
+                  correction_states=correction_states, correction_weight=correction_weight, bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
                   max_train=max_train, max_test=max_test, augment=augment, checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
     result = _guard(run_train, cfg, resume=resume)
     if result.summary:

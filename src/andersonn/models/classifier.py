@@ -48,7 +48,9 @@ class DEQClassifier(nn.Module):
     """stem conv + BatchNorm -> DEQ(ImplicitConvBlock) -> BatchNorm -> average pool -> linear,
     plus (``channel_sums=True``) a :class:`ChannelSumReadout` of the image added to the logits.
 
-    ``forward`` returns logits; the DEQ's solve statistics are at ``self.deq``.
+    ``forward`` returns logits; the DEQ's solve statistics are at ``self.deq``. With the DEQ's
+    ``correction_states``, a training forward also leaves the logits of its intermediate states in
+    :attr:`last_correction_logits` (for a fixed-point correction loss; ``None`` otherwise).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class DEQClassifier(nn.Module):
             nn.Linear(channels * side * side, num_classes),
         )
         self.channel_sums = ChannelSumReadout(in_channels, num_classes) if channel_sums else None
+        self.last_correction_logits: list[torch.Tensor] | None = None
         self.config = dict(
             in_channels=in_channels, image_size=image_size, num_classes=num_classes, channels=channels,
             inner_channels=inner_channels, groups=groups, pool=pool, channel_sums=channel_sums,
@@ -81,8 +84,15 @@ class DEQClassifier(nn.Module):
                 f"expected images of shape (batch, {c}, {s}, {s}), got {tuple(images.shape)}"
             )
         state = self.stem(images)
-        logits = self.head(self.deq(state) if z0 is None else self.deq(state, z0))
-        return logits if self.channel_sums is None else logits + self.channel_sums(images)
+        z = self.deq(state) if z0 is None else self.deq(state, z0)
+        sums = None if self.channel_sums is None else self.channel_sums(images)
+
+        def read(zz: torch.Tensor) -> torch.Tensor:
+            return self.head(zz) if sums is None else self.head(zz) + sums
+
+        states = self.deq.last_correction_states
+        self.last_correction_logits = [read(zz) for zz in states] if states else None
+        return read(z)
 
 
 def deq_classifier(

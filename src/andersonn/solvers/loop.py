@@ -41,6 +41,7 @@ def run_fixed_point(
     store_trace: bool = True,
     workspace: "Workspace | None" = None,
     cpu_shortcuts: bool = True,
+    snapshot_at: Sequence[int] = (),
 ) -> SolverResult:
     """Run ``method`` on ``z = f(z, *args)`` from ``z0``; see :func:`andersonn.solve`.
 
@@ -50,7 +51,9 @@ def run_fixed_point(
     cost). A ``workspace`` lends the method buffers kept from earlier solves (unless another solve
     holds it: then this one allocates its own). ``cpu_shortcuts=False`` runs on the CPU the general
     path accelerators run (safeguard bookkeeping and per-sample masks every iteration), which gives
-    the same answers more slowly: it exists to check exactly that.
+    the same answers more slowly: it exists to check exactly that. ``snapshot_at`` (iteration counts in
+    1..max_iter) keeps a copy of the whole batch's iterate after each of those iterations in
+    :attr:`SolverResult.snapshots` (see there).
 
     Example:
         >>> import torch
@@ -62,10 +65,10 @@ def run_fixed_point(
     """
     method.cpu_shortcuts = cpu_shortcuts
     if workspace is None or not workspace.acquire():
-        return _Loop(f, z0, method, stop, args, store_trace).run()
+        return _Loop(f, z0, method, stop, args, store_trace, snapshot_at).run()
     try:
         method.workspace = workspace
-        return _Loop(f, z0, method, stop, args, store_trace).run()
+        return _Loop(f, z0, method, stop, args, store_trace, snapshot_at).run()
     finally:
         method.workspace = None
         workspace.release()
@@ -81,6 +84,17 @@ def _validate_z0(z0: object) -> None:
     # One reduction instead of a boolean copy of z0; a sum that overflows gets the exact check.
     if not math.isfinite(float(z0.sum())) and not bool(torch.isfinite(z0).all()):
         raise SolverInputError("z0 contains NaN or Inf")
+
+
+def _validate_snapshots(snapshot_at: object, max_iter: int) -> tuple[int, ...]:
+    try:
+        its = tuple(snapshot_at)  # type: ignore[arg-type]
+    except TypeError:
+        raise SolverInputError(f"snapshot_at must be a sequence of iteration counts, got {snapshot_at!r}") from None
+    for k in its:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_iter:
+            raise SolverInputError(f"snapshot_at: every entry must be an integer in 1..max_iter={max_iter}, got {k!r}")
+    return tuple(sorted(set(its)))
 
 
 def _validate_args(args: Sequence[torch.Tensor], batch: int) -> None:
@@ -175,9 +189,11 @@ class _Loop:
     """One solve: the stopping rule applied to the proposals of ``method``, sample by sample."""
 
     def __init__(self, f: Callable[..., torch.Tensor], z0: torch.Tensor, method: FixedPointMethod, stop: StopRule,
-                 args: Sequence[torch.Tensor], store_trace: bool) -> None:
+                 args: Sequence[torch.Tensor], store_trace: bool, snapshot_at: Sequence[int] = ()) -> None:
         _validate_z0(z0)
         stop.validate()
+        self.snapshot_at = _validate_snapshots(snapshot_at, stop.max_iter)
+        self.snapshots: dict[int, torch.Tensor] = {}
         self.shape = z0.shape
         self.batch = batch = z0.shape[0]
         device = z0.device
@@ -228,6 +244,8 @@ class _Loop:
                     if bad is not None:
                         bad = bad.index_select(0, kept)
             self.advance(k, bad)
+            if self.snapshot_at and k + 1 in self.snapshot_at:
+                self.snapshots[k + 1] = self.whole_iterate()
         return self.result()
 
     def evaluate(self) -> None:
@@ -327,10 +345,23 @@ class _Loop:
             a.causes.scatter_add_(1, code[:, None], self.ones[: code.shape[0]])
         a.z = torch.where(bad[:, None], a.best_z, z_next) if bad is not None and maybe_any(bad) else z_next
 
+    def whole_iterate(self) -> torch.Tensor:
+        """The whole batch's current iterate: active rows where they are, retired ones at their answer."""
+        a = self.active
+        if self.all_active:
+            return a.z.view(self.shape).clone()
+        z = self.finished.z.clone()  # in closure mode its active rows are stale: overwritten next
+        if a.rows.numel():
+            z.index_copy_(0, a.rows, a.z)
+        return z.view(self.shape)
+
     def result(self) -> SolverResult:
         out = self.finished
+        final = out.z.view(self.shape)
+        # iterations the solve never reached (every sample done before): the answer
+        snapshots = {k: self.snapshots.get(k, final) for k in self.snapshot_at}
         return SolverResult(
-            z=out.z.view(self.shape),
+            z=final,
             nfe=out.nfe,
             converged=out.status == int(SolverStatus.SUCCESS),
             residual=out.residual,
@@ -343,4 +374,5 @@ class _Loop:
             options=dataclasses.asdict(self.method.options) | dataclasses.asdict(self.stop),
             residual_kind="relative" if self.relative else "absolute",
             restarts_by_cause={name: out.causes[:, 1 + i] for i, name in enumerate(self.cause_names)},
+            snapshots=snapshots,
         )

@@ -92,6 +92,7 @@ def solve(
     store_trace: bool = True,
     workspace: Workspace | None = None,
     cpu_shortcuts: bool = True,
+    snapshot_at: Sequence[int] = (),
     **options: Any,
 ) -> SolverResult:
     """Find z* = f(z*, *args) for every sample of a batch.
@@ -123,6 +124,8 @@ def solve(
         cpu_shortcuts: on the CPU, skip work nothing needs while every residual is finite and
             every window whole (safeguard bookkeeping, Anderson's per-sample masks); False runs the
             general path accelerators run, which gives the same answers: it exists to check that.
+        snapshot_at: iteration counts (1..max_iter) after which to keep a copy of the whole batch's
+            iterate, in ``result.snapshots`` (the intermediate states of a fixed-point correction loss).
         **options: the method's own options (e.g. ``m``, ``lam``, ``beta`` for Anderson);
             an unknown one raises :class:`SolverInputError`.
 
@@ -149,4 +152,4 @@ def solve(
     )
     with torch.no_grad():
         return run_fixed_point(f, z0, cls(opts), stop, args=args, store_trace=store_trace, workspace=workspace,
-                               cpu_shortcuts=cpu_shortcuts)
+                               cpu_shortcuts=cpu_shortcuts, snapshot_at=snapshot_at)

@@ -60,6 +60,10 @@ class SolverResult:
         method: the solver's registry name.
         options: the solver options in force.
         residual_kind: ``"relative"`` or ``"absolute"``: what ``residual`` and ``trace`` hold.
+        snapshots: with ``solve(..., snapshot_at=(k, ...))``, ``{k: iterate}``: the whole batch's
+            iterate after ``k`` iterations, shaped like ``z0``. A sample that stopped before ``k``
+            contributes its answer (its row of ``z``), as does every sample when the solve ended
+            before iteration ``k``. Empty otherwise.
 
     Example:
         >>> import torch, andersonn
@@ -82,6 +86,7 @@ class SolverResult:
     options: dict = field(default_factory=dict)
     residual_kind: str = "relative"
     restarts_by_cause: dict = field(default_factory=dict)
+    snapshots: dict = field(default_factory=dict)
 
     @property
     def restart_counts(self) -> dict[str, int]:

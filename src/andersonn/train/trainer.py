@@ -163,6 +163,19 @@ def _write_metrics(out: Path, metrics: list[dict[str, float]]) -> None:
     atomic_write_text(json.dumps(metrics, indent=2), out / "metrics.json")
 
 
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """One Adam group, or two when the channel-sum readout has its own LR (``--channel-sums-lr-scale``).
+
+    One group whenever the scale is 1 keeps checkpoints of runs without the option loadable.
+    """
+    readout = getattr(model, "channel_sums", None)
+    if readout is None or cfg.channel_sums_lr_scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    own = {id(p) for p in readout.parameters()}
+    return [{"params": [p for p in model.parameters() if id(p) not in own]},
+            {"params": list(readout.parameters()), "lr": cfg.lr * cfg.channel_sums_lr_scale}]
+
 def train(
     cfg: TrainConfig,
     *,
@@ -233,7 +246,7 @@ def _train(cfg: TrainConfig, info: D.DistInfo, device: torch.device, *, resume: 
     net: nn.Module = model
     if info.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(_epoch_batches(x_train.shape[0], cfg, 0, info))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr_min)
 
@@ -317,6 +330,10 @@ def _train(cfg: TrainConfig, info: D.DistInfo, device: torch.device, *, resume: 
             if cache is not None:
                 cache.put(idx, _deq(net).last_forward.z)
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            if cfg.correction_states:
+                extra = getattr(net, "module", net).last_correction_logits
+                loss = loss + cfg.resolved_correction_weight * sum(
+                    F.cross_entropy(lg, yb, label_smoothing=cfg.label_smoothing) for lg in extra) / len(extra)
             jac = _deq(net).last_jacobian if cfg.jacobian_reg else None
             if jac is not None:
                 loss = loss + cfg.jacobian_reg * jac
