@@ -116,3 +116,37 @@ def test_splits_modes_sizes_and_a_cache_that_rebuilds_only_what_is_missing(tmp_p
     np.testing.assert_array_equal(again["x_train"], d["x_train"])
     with pytest.raises(ValueError, match="label mode"):
         load_druglike_images(tmp_path, rows=rows, label_mode="median")
+
+
+def test_screen_structure_images_the_screens_conformer_with_its_xtb_dipole_and_splits_as_the_label_one(tmp_path):
+    from andersonn.chem.druglike import DRUGLIKE_SCREEN_CHANNELS
+
+    row = {"smiles": FLEXIBLE, "name": "flex", **compute_label({"smiles": FLEXIBLE})}
+    assert row["lowest_conformer"] != row["lowest_ff_conformer"]  # else this test would not tell the structures apart
+    rec = druglike_image_record(row, size=16, structure="screen")
+    assert rec["image"] is rec["screen_image"] and not rec["same_conformer"]
+    # exactly what `andersonn screen` builds for a model trained on these images
+    screen = geometry_images([{"name": "flex", "smiles": FLEXIBLE}], 16, channels=list(DRUGLIKE_SCREEN_CHANNELS))[0]
+    np.testing.assert_array_equal(rec["image"], screen)
+    # its dipole_dot_gfn2 pixels sum to the squared xTB dipole of the screen's conformer, not to the label
+    total = rec["image"][DRUGLIKE_SCREEN_CHANNELS.index("dipole_dot_gfn2")].sum()
+    assert np.sqrt(total) == pytest.approx(row["dipole_lowest_ff_debye"], rel=1e-4)
+    assert abs(np.sqrt(total) - row["dipole_lowest_debye"]) > 1e-3
+    # the MMFF dipoles of both conformers are still reported
+    label_rec = druglike_image_record(row, size=16)
+    assert rec["mmff_dipole_label"] == pytest.approx(label_rec["mmff_dipole_label"])
+    assert rec["mmff_dipole_screen"] == pytest.approx(label_rec["mmff_dipole_screen"])
+
+    rows = _rows()[:12]
+    a = load_druglike_images(tmp_path, rows=rows, size=16, scheduler="synchronous", progress=False)
+    s = load_druglike_images(tmp_path, rows=rows, size=16, structure="screen", scheduler="synchronous", progress=False)
+    assert s["meta"]["structure"] == "screen" and s["meta"]["channels"] == list(DRUGLIKE_SCREEN_CHANNELS)
+    assert s["x_train"].shape[1] == len(DRUGLIKE_SCREEN_CHANNELS) and np.array_equal(s["x_test_screen"], s["x_test"])
+    for split in ("train", "val", "test"):
+        assert s["meta"]["references"][split]["name"] == a["meta"]["references"][split]["name"]
+        np.testing.assert_array_equal(s[f"y_{split}"], a[f"y_{split}"])
+    # without the xTB channels the screen structure's images are the label structure's screen images
+    keep = [DRUGLIKE_SCREEN_CHANNELS.index(c) for c in DRUGLIKE_CHANNELS]
+    np.testing.assert_array_equal(s["x_test"][:, keep], a["x_test_screen"])
+    with pytest.raises(ValueError, match="unknown structure"):
+        load_druglike_images(tmp_path, rows=rows, structure="dft")

@@ -13,6 +13,9 @@ What it measures, on the held-out split (touched here once; --split val for inte
     features read off the image;
   * the two label modes side by side: how often the lowest-conformer and the Boltzmann dipole put a
     molecule in different classes;
+  * with --structure screen, runs trained on the screen's own images (lowest-MMFF94 conformer with its
+    GFN2-xTB channels, `--dataset-option structure=screen`): training and screen mode are then one image,
+    scored once (reported under both keys), and the 3-D-feature GBM sees the same xTB channels;
   * with --screen-calibration NAME, a recalibration of that run's probabilities for screen-mode images
     (`andersonn.study.calibration.fit_logit_scaling`), fitted on the validation molecules' screen-mode
     images only and scored on the held-out split's: screen_calibration.json, which
@@ -34,7 +37,7 @@ import numpy as np
 import torch
 
 from andersonn.chem.baselines import cut_baseline, fingerprint_features, gbm_baseline, image_geometry_features
-from andersonn.chem.druglike import LABEL_MODES, load_druglike_images
+from andersonn.chem.druglike import LABEL_MODES, STRUCTURES, load_druglike_images
 from andersonn.fileio import atomic_write_text
 from andersonn.study.evaluation import score_trained_run, solver_comparison
 from andersonn.study.metrics import threshold_task_metrics
@@ -49,6 +52,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/results/druglike"))
     ap.add_argument("--split", choices=("test", "val"), default="test")
     ap.add_argument("--label-mode", choices=tuple(LABEL_MODES), default="lowest")
+    ap.add_argument("--structure", choices=tuple(STRUCTURES), default="label",
+                    help="the images the runs were trained on (their --dataset-option structure=...)")
     ap.add_argument("--image-size", type=int, default=None, help="rows of the runs' images (default: the cached 32)")
     ap.add_argument("--labels", type=Path, default=None, help="label CSV (default: the shipped one)")
     ap.add_argument("--max-molecules", type=int, default=None, help="a seeded draw of this many (a smoke test)")
@@ -63,7 +68,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     d = load_druglike_images(labels_csv=args.labels, size=args.image_size, label_mode=args.label_mode,
-                             max_molecules=args.max_molecules, scheduler=args.scheduler)
+                             structure=args.structure, max_molecules=args.max_molecules, scheduler=args.scheduler)
     meta, split = d["meta"], args.split
     thr, refs = meta["threshold_debye"], meta["references"]
     target_key = {"lowest": "dipole_lowest", "boltzmann": "dipole_boltzmann"}[args.label_mode]
@@ -71,7 +76,7 @@ def main() -> int:
     target = np.asarray(refs[split][target_key])
     x_eval = {"labelled_conformer": torch.as_tensor(d[f"x_{split}"]),
               "screen_mode": torch.as_tensor(d[f"x_{split}_screen"])}
-    results: dict = {"split": split, "label_mode": args.label_mode, "threshold_debye": thr,
+    results: dict = {"split": split, "label_mode": args.label_mode, "structure": args.structure, "threshold_debye": thr,
                      "positive_class": CLASSES[1], "counts": meta["counts"], "runs": {}, "screen_mode": {},
                      "baselines": {}, "fraction_strongly_polar": float(y.mean()),
                      "fraction_same_conformer": meta["fraction_same_conformer"],
@@ -87,9 +92,13 @@ def main() -> int:
 
     for spec in args.run:
         name, _, path = spec.partition("=")
+        trained_structure = _run_structure(path)
+        if trained_structure != args.structure:
+            ap.error(f"run {name} was trained on structure={trained_structure} images, this report is --structure {args.structure}")
         m, _ = score_trained_run(path, x_eval["labelled_conformer"], y, target, thr, class_names=CLASSES)
         results["runs"][name] = m
-        s, _ = score_trained_run(path, x_eval["screen_mode"], y, target, thr, class_names=CLASSES)
+        s = m if args.structure == "screen" else score_trained_run(path, x_eval["screen_mode"], y, target, thr,
+                                                                   class_names=CLASSES)[0]
         results["screen_mode"][name] = {k: s[k] for k in ("n", "accuracy", "balanced_accuracy", "roc_auc", "brier", "ece",
                                                             "confusion_matrix", "accuracy_by_margin", "calibration")}
         print(f"{name}: {split} accuracy {m['accuracy']:.4f} at the labelled conformer, "
@@ -146,6 +155,12 @@ def main() -> int:
     plot_threshold_report(results, args.out, margin_label="|xTB dipole - threshold| (D)")
     print(f"wrote {args.out / 'results.json'}")
     return 0
+
+
+def _run_structure(run_dir: str) -> str:
+    """The structure a run's images showed (runs from before the option imaged the labelled conformer)."""
+    meta = json.loads((Path(run_dir) / "config.json").read_text())
+    return meta.get("dataset_meta", {}).get("structure", "label")
 
 
 def screen_calibration(run_dir: str, d: dict, target: np.ndarray, thr: float) -> dict:

@@ -51,6 +51,13 @@ TASK_CARDS = {
                   "and its labels carry xTB's own error against DFT.",
     },
 }
+#: alms-druglike trained on the screen's own images (--dataset-option structure=screen): what differs.
+SCREEN_STRUCTURE = {
+    "structure_at_training": "the conformer a screen builds (lowest MMFF94 energy of the 10), with its GFN2-xTB "
+                             "charges and dipole (one xTB single point); the label is still the lowest-xTB-energy "
+                             "conformer's dipole",
+    "scored_at": "screen_conformer",
+}
 
 
 def main() -> None:
@@ -73,7 +80,10 @@ def main() -> None:
     dataset = config["config"]["dataset"]
     if dataset not in TASK_CARDS:
         sys.exit(f"error: {args.run} was trained on {dataset!r}; this script ships {', '.join(TASK_CARDS)} models")
-    task = TASK_CARDS[dataset]
+    task = dict(TASK_CARDS[dataset])
+    if config["dataset_meta"].get("structure") == "screen":
+        task.update(SCREEN_STRUCTURE)
+    trained_as_screened = task["scored_at"] == "screen_conformer"
     dest = args.dest if args.dest is not None else MODELS / dataset
     if dest.resolve() == args.run.resolve() or dest.resolve() in args.run.resolve().parents:
         sys.exit(f"error: --run {args.run} is inside the destination {dest}, which is emptied before the copy")
@@ -121,9 +131,11 @@ def main() -> None:
         "versions": {p: version(p) for p in ("andersonn", "torch", "rdkit", "tblite", "numpy")},
         "caveats": [
             task["domain"],
+        ] + ([] if trained_as_screened else [
             f"Screen mode images an MMFF94 conformer, not {task['structure_at_training']}: its accuracy is the "
-            "*_screen_mode figure.",
-        ] + ([] if finished else [
+            "*_screen_mode figure."]) + ([
+            "A screen runs one GFN2-xTB single point a molecule (its charges and dipole are image channels)."]
+            if trained_as_screened else []) + ([] if finished else [
             f"Interim model: training stopped after {summary.get('epochs_done')} of {config['config']['epochs']} "
             "planned epochs (it continues in a later session); its accuracies are on the validation split, "
             "the test split is kept untouched for the finished model."]),
@@ -144,10 +156,11 @@ def main() -> None:
             "recalibration": {"scale": sc["scale"], "bias": sc["bias"], "fitted_on": sc["fitted_on"]},
         }
         card["calibration_screen_mode"] = calibration["test"]["recalibrated"]["calibration"]
-        card["caveats"][1] = (f"Screen mode images an MMFF94 conformer, not {task['structure_at_training']}: its "
-                              "accuracy is the "
-                              f"{split}_screen_mode figure, and the probabilities a screen prints are recalibrated "
-                              "for it (screen_calibration.json, fitted on validation molecules).")
+        if not trained_as_screened:
+            card["caveats"][1] = (f"Screen mode images an MMFF94 conformer, not {task['structure_at_training']}: its "
+                                  "accuracy is the "
+                                  f"{split}_screen_mode figure, and the probabilities a screen prints are recalibrated "
+                                  "for it (screen_calibration.json, fitted on validation molecules).")
     (dest / "model_card.json").write_text(json.dumps(card, indent=2, default=float))
     print(f"shipped {args.run} -> {dest}")
 
