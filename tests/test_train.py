@@ -420,3 +420,22 @@ def test_warm_start_cuts_forward_evaluations_and_resumes_identically(tmp_path):
         tiny(tmp_path, "x", warm_start_max_mb=10.0).validate()
     with pytest.raises(ConfigError, match="--warm-start-max-mb must be"):
         tiny(tmp_path, "x", warm_start=True, warm_start_max_mb=0.0).validate()
+
+
+def test_channel_sum_readout_gets_its_own_learning_rate_and_the_scale_needs_the_readout(tmp_path):
+    cfg = tiny(tmp_path, "sums", channel_sums=True, channel_sums_lr_scale=10.0, lr=2e-3)
+    model = trainer.build_model(cfg, (1, 8, 8), 10)
+    groups = trainer._param_groups(model, cfg)
+    readout = {id(p) for p in model.channel_sums.parameters()}
+    assert [len(g["params"]) for g in groups] == [sum(1 for _ in model.parameters()) - len(readout), len(readout)]
+    assert {id(p) for p in groups[1]["params"]} == readout and groups[1]["lr"] == pytest.approx(2e-2)
+    opt = torch.optim.Adam(groups, lr=cfg.lr)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([2e-3, 2e-2])
+    # scale 1 keeps the single group that checkpoints of runs without the option hold
+    plain = tiny(tmp_path, "plain", channel_sums=True)
+    assert len(trainer._param_groups(trainer.build_model(plain, (1, 8, 8), 10), plain)) == 1
+    for bad, match in ((dict(channel_sums_lr_scale=10.0), "without --channel-sums"),
+                       (dict(channel_sums=True, channel_sums_lr_scale=0.0), "> 0"),
+                       (dict(channel_sums=True, channel_sums_lr_scale=float("nan")), "> 0")):
+        with pytest.raises(ConfigError, match=match):
+            tiny(tmp_path, "bad", **bad).validate()

@@ -10,6 +10,7 @@ from torch import nn
 
 from .solvers import SolverInputError, SolverResult, Workspace, get_solver, solve
 from .solvers.options import StopRule
+from .state import State, StateLayout, is_tuple_state, packed_map
 
 __all__ = ["DEQ"]
 
@@ -56,8 +57,9 @@ class _ImplicitBackward(torch.autograd.Function):
     compaction)."""
 
     @staticmethod
-    def forward(ctx, fz: torch.Tensor, z_leaf: torch.Tensor, x: torch.Tensor, deq: "DEQ") -> torch.Tensor:  # type: ignore[override]
-        ctx.deq = deq
+    def forward(ctx, fz: torch.Tensor, z_leaf: torch.Tensor, x: torch.Tensor, deq: "DEQ",  # type: ignore[override]
+                f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        ctx.deq, ctx.f = deq, f
         ctx.save_for_backward(fz, z_leaf, x)
         return fz.clone()
 
@@ -65,6 +67,7 @@ class _ImplicitBackward(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         fz, z_leaf, x = ctx.saved_tensors
         deq: DEQ = ctx.deq
+        f = ctx.f
         options = dict(method=deq.backward_solver, **deq.backward_stop_options, **deq.backward_options)
         if not deq.backward_compact:
             def adjoint_map(g: torch.Tensor) -> torch.Tensor:
@@ -81,7 +84,7 @@ class _ImplicitBackward(torch.autograd.Function):
                 if zs is not graph[0]:
                     with torch.enable_grad():
                         leaf = zs.detach().requires_grad_()
-                        graph[:] = [zs, deq.f(leaf, xs), leaf]
+                        graph[:] = [zs, f(leaf, xs), leaf]
                 (vjp,) = torch.autograd.grad(graph[1], graph[2], g, retain_graph=True)
                 return vjp + u
 
@@ -89,7 +92,7 @@ class _ImplicitBackward(torch.autograd.Function):
                            workspace=deq.workspace, **options)
             graph.clear()
         deq.last_backward = result
-        return result.z, None, None, None
+        return result.z, None, None, None, None
 
 
 class DEQ(nn.Module):
@@ -147,6 +150,13 @@ class DEQ(nn.Module):
             ``m=5, lam=1e-4, beta=1.0``). All are validated here, so a typo or a bad value fails at
             construction rather than mid-epoch.
 
+    Tuple states (multi-scale DEQs): ``x`` and ``z0`` may each be a tuple of batch-first tensors, and
+    ``f(z, x)`` then takes and returns the tuples (a tuple ``z`` for a tuple ``z0``; without ``z0`` the
+    state is shaped like ``x``, zeros). They are packed into one row per sample for the solvers
+    (:class:`andersonn.state.StateLayout`), so per-sample stopping and compaction apply to the whole
+    state; ``deq(x)`` returns the tuple, while :attr:`last_forward` holds the packed rows and
+    :attr:`state_layout` the layout that unpacks them (``None`` for a tensor state).
+
     Warm starts: ``deq(x, z0)`` starts the solve at ``z0`` (default zeros). Reusing a fixed point
     from an earlier call, e.g. ``deq(x, z0=deq.last_forward.z)`` for the same or a slightly changed
     ``x`` (the previous epoch's sample, the previous frame, a parameter step later), saves most of
@@ -167,6 +177,10 @@ class DEQ(nn.Module):
         >>> warm = deq(x, z0=cold).detach()
         >>> deq.last_forward.mean_nfe < n_cold, torch.allclose(warm, cold, atol=1e-3)
         (True, True)
+        >>> two = DEQ(lambda z, x: (torch.tanh(0.5 * z[0] + x[0]), 0.5 * z[1] + z[0].mean(1, keepdim=True)))
+        >>> fine, coarse = two((torch.randn(2, 4), torch.randn(2, 1)))
+        >>> fine.shape, coarse.shape, two.state_layout.sizes
+        (torch.Size([2, 4]), torch.Size([2, 1]), (4, 1))
     """
 
     def __init__(
@@ -221,6 +235,7 @@ class DEQ(nn.Module):
         self.last_jacobian: torch.Tensor | None = None
         self.last_correction_states: list[torch.Tensor] | None = None
         self.last_spectral_radius: torch.Tensor | None = None
+        self.state_layout: StateLayout | None = None
         self.workspace: Workspace | None = Workspace() if reuse_buffers else None
 
     def _replicate_for_data_parallel(self) -> "DEQ":
@@ -230,12 +245,32 @@ class DEQ(nn.Module):
         replica.workspace = Workspace() if self.workspace is not None else None
         return replica
 
-    def solve_forward(self, x: torch.Tensor, z0: torch.Tensor | None = None,
-                      snapshot_at: tuple[int, ...] = ()) -> SolverResult:
+    def _packed(self, x: State, z0: State | None):
+        """``f`` on packed rows, the packed ``x`` and ``z0`` (``None``: zeros), and the state's layout."""
+        x_layout = StateLayout.of(x, "x") if is_tuple_state(x) else None
+        if not is_tuple_state(x) and not isinstance(x, torch.Tensor):
+            raise SolverInputError(f"DEQ input must be a tensor or a tuple of tensors, got {type(x).__name__}")
+        if z0 is None:
+            z_layout = x_layout
+        elif is_tuple_state(z0):
+            z_layout = StateLayout.of(z0, "z0")
+        elif isinstance(z0, torch.Tensor):
+            z_layout = None
+        else:
+            raise SolverInputError(f"z0 must be a tensor or a tuple of tensors, got {type(z0).__name__}")
+        x_rows = x if x_layout is None else x_layout.pack(x)
+        z_rows = None if z0 is None else z0 if z_layout is None else z_layout.pack(z0)
+        self.state_layout = z_layout
+        return packed_map(self.f, z_layout, x_layout), x_rows, z_rows, z_layout
+
+    def solve_forward(self, x: State, z0: State | None = None, snapshot_at: tuple[int, ...] = ()) -> SolverResult:
         """Solve z* = f(z*, x) without gradients and return the full :class:`SolverResult`
-        (with the iterates after the ``snapshot_at`` iterations in its ``snapshots``)."""
-        if not isinstance(x, torch.Tensor):
-            raise SolverInputError(f"DEQ input must be a tensor, got {type(x).__name__}")
+        (with the iterates after the ``snapshot_at`` iterations in its ``snapshots``; for a tuple
+        state, packed rows that :attr:`state_layout` unpacks)."""
+        f, x_rows, z_rows, _ = self._packed(x, z0)
+        return self._solve(f, x_rows, z_rows, snapshot_at)
+
+    def _solve(self, f: Callable, x: torch.Tensor, z0: torch.Tensor | None, snapshot_at: tuple[int, ...]) -> SolverResult:
         if not bool(torch.isfinite(x).all()):
             raise SolverInputError(
                 f"DEQ input x of shape {tuple(x.shape)} contains NaN or Inf; refusing to solve"
@@ -245,36 +280,38 @@ class DEQ(nn.Module):
         elif z0.shape[0] != x.shape[0]:
             raise SolverInputError(f"z0 batch {z0.shape[0]} differs from x batch {x.shape[0]}")
         result = solve(
-            self.f, z0.detach(), method=self.solver, args=(x.detach(),), workspace=self.workspace,
+            f, z0.detach(), method=self.solver, args=(x.detach(),), workspace=self.workspace,
             snapshot_at=snapshot_at, **self.stop_options, **self.solver_options,
         )
         self.last_forward = result
         return result
 
-    def forward(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: State, z0: State | None = None) -> State:
         training = torch.is_grad_enabled()
         snapshot_at = correction_iterations(self.correction_states, self.max_iter) if training and self.correction_states else ()
-        result = self.solve_forward(x, z0, snapshot_at)
+        f, x, z0, layout = self._packed(x, z0)
+        unpack = (lambda rows: rows) if layout is None else layout.unpack
+        result = self._solve(f, x, z0, snapshot_at)
         z_star = result.z
-        self.last_correction_states = [self.f(z, x) for z in result.snapshots.values()] if snapshot_at else None
+        self.last_correction_states = [unpack(f(z, x)) for z in result.snapshots.values()] if snapshot_at else None
         if not training:
             self.last_jacobian = None
-            return z_star
+            return unpack(z_star)
         self.last_backward = None
         z_leaf = z_star.detach().requires_grad_()
-        fz = self.f(z_leaf, x)
+        fz = f(z_leaf, x)
         self.last_jacobian = self._jacobian_estimate(fz, z_leaf) if self.jacobian_penalty else None
         if self.backward == "jfb":
-            return fz
+            return unpack(fz)
         if self.backward == "phantom":
-            return self._phantom_steps(z_leaf, fz, x)
-        return _ImplicitBackward.apply(fz, z_leaf, x, self)
+            return unpack(self._phantom_steps(f, z_leaf, fz, x))
+        return unpack(_ImplicitBackward.apply(fz, z_leaf, x, self, f))
 
-    def _phantom_steps(self, z: torch.Tensor, fz: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _phantom_steps(self, f: Callable, z: torch.Tensor, fz: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         d = self.phantom_damping
         for step in range(self.phantom_steps):
             if step:
-                fz = self.f(z, x)
+                fz = f(z, x)
             z = fz if d == 1.0 else torch.lerp(z, fz, d)
         return z
 
@@ -286,7 +323,7 @@ class DEQ(nn.Module):
         (vjp,) = torch.autograd.grad(fz, z, v, create_graph=True)
         return vjp.pow(2).sum() / vjp.numel()
 
-    def spectral_radius(self, x: torch.Tensor, z0: torch.Tensor | None = None, iters: int = 30) -> torch.Tensor:
+    def spectral_radius(self, x: State, z0: State | None = None, iters: int = 30) -> torch.Tensor:
         """Per-sample spectral radius of df/dz at this layer's fixed point for ``x`` (power iteration,
         :func:`andersonn.jacobian.spectral_radius`): below 1 the map contracts there, and the closer
         it is to 1 the more iterations forward iteration needs. Kept in :attr:`last_spectral_radius`
@@ -301,8 +338,9 @@ class DEQ(nn.Module):
         """
         from .jacobian import spectral_radius
 
-        z_star = self.solve_forward(x, z0).z
-        rho = spectral_radius(self.f, z_star, (x,), iters=iters)
+        f, x_rows, z_rows, _ = self._packed(x, z0)
+        z_star = self._solve(f, x_rows, z_rows, ()).z
+        rho = spectral_radius(f, z_star, (x_rows,), iters=iters)
         self.last_spectral_radius = rho
         return rho
 

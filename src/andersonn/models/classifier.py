@@ -90,7 +90,8 @@ class DEQClassifier(nn.Module):
         def read(zz: torch.Tensor) -> torch.Tensor:
             return self.head(zz) if sums is None else self.head(zz) + sums
 
-        states = self.deq.last_correction_states
+        # the explicit baseline puts an ExplicitStack here: no solve, no intermediate states
+        states = self.deq.last_correction_states if isinstance(self.deq, DEQ) else None
         self.last_correction_logits = [read(zz) for zz in states] if states else None
         return read(z)
 
