@@ -94,6 +94,11 @@ def test_screen_refuses_a_model_of_another_dataset_and_bad_model_files(tmp_path)
     p = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(example_cif_path("NaCl")), "--model", str(digits),
                         "--task", "pores"], capture_output=True, text=True)
     assert p.returncode == 2 and "model.safetensors: cannot load these weights" in p.stderr and "Traceback" not in p.stderr
+    for command in (["m-tradeoff", "--ms", "1,2", "--max-test", "10"], ["residuals", "--ms", "1,2"]):
+        p = subprocess.run([sys.executable, "-m", "andersonn", *command, "--model", str(digits),
+                            "--out", str(tmp_path / command[0])], capture_output=True, text=True)
+        assert p.returncode == 2 and "model.safetensors: cannot load these weights" in p.stderr, (command, p.stderr)
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     (digits / "config.json").write_text("{not json")
     p = subprocess.run([sys.executable, "-m", "andersonn", "m-tradeoff", "--model", str(digits), "--ms", "0,abc"],
                        capture_output=True, text=True)

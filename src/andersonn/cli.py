@@ -332,7 +332,7 @@ def m_tradeoff_cmd(
     except (ValueError, KeyError, TypeError) as exc:
         _fail(f"{model / 'config.json'}: not a model config written by andersonn train ({type(exc).__name__}: {exc})")
     ds = _guard(load_dataset, cfg["dataset"], data_dir or cfg.get("data_dir"), **cfg.get("dataset_options", {}))
-    rows = m_tradeoff(model, ds, ms=windows, max_test=max_test)
+    rows = _guard(m_tradeoff, model, ds, ms=windows, max_test=max_test)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "m_tradeoff.csv")
     for r in rows:
