@@ -1,5 +1,7 @@
 """`andersonn screen` for MOF structures with a (tiny) trained pore-size model."""
 
+import os
+import re
 import subprocess
 import sys
 
@@ -75,6 +77,7 @@ def test_screen_molecules_file_with_a_bad_line(polarity_model, tmp_path):
                         "--out", str(tmp_path / "out.csv")], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "ethanol:" in p.stdout and "favipiravir:" in p.stdout
+    assert "p=nan" not in p.stdout and re.search(r"ethanol: \S+ polar \(p=[01]\.\d\d", p.stdout), p.stdout
     assert ":3:" in p.stderr and "broken" in p.stderr  # the bad line is reported with its line number
     rows = (tmp_path / "out.csv").read_text().splitlines()
     assert rows[0].startswith("") and len(rows) >= 3
@@ -122,3 +125,14 @@ def test_a_molecule_goes_to_the_first_model_whose_image_holds_it():
     assert counts == {"O": 1, "CCCCCCCCC": 9, "CCCCCCCCCC": 10, "C" * 40: 40, "C1CC": None}
     assert [_first_fitting(n, specs) for n in counts.values()] == [0, 0, 1, 1, 0]
     assert _first_fitting(40, specs[:1]) == 0
+
+
+@pytest.mark.slow
+def test_screen_with_labels_prints_the_xtb_dipole_beside_the_class(polarity_model, tmp_path):
+    f = tmp_path / "mols.csv"
+    f.write_text("name,smiles\nethanol,CCO\n")
+    p = subprocess.run([sys.executable, "-m", "andersonn", "screen", str(f), "--model", str(polarity_model),
+                        "--with-labels"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr
+    dipole = re.search(r"ethanol: .*xTB dipole (\d+\.\d\d) D", p.stdout)
+    assert dipole and 1.0 < float(dipole.group(1)) < 2.5, p.stdout  # ethanol: ~1.5-1.7 D

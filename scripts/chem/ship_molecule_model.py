@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--dest", type=Path, default=None, help="default: the package's folder for the run's task")
     ap.add_argument("--screen-calibration", type=Path, help="qm9_screen_calibration.py output for this run")
     ap.add_argument("--choice", default="", help="why this run ships (how it was chosen, on the validation split)")
+    ap.add_argument("--caveat", action="append", default=[], help="a further caveat for the card (repeatable)")
     args = ap.parse_args()
     results = json.loads(args.results.read_text())
     calibration = json.loads(args.screen_calibration.read_text()) if args.screen_calibration else None
@@ -140,6 +141,7 @@ def main() -> None:
             "planned epochs (it continues in a later session); its accuracies are on the validation split, "
             "the test split is kept untouched for the finished model."]),
     }
+    card["caveats"] += args.caveat
     if args.choice:
         card["choice"] = args.choice
     if calibration is not None:
