@@ -183,3 +183,54 @@ def test_qm9_cache_resumes_after_kill(tmp_path):
     assert folder2 == folder and len(records) == 4 and sum(r["n"] for r in records) == 40
     for name, mtime in done.items():
         assert (folder / name).stat().st_mtime_ns == mtime, f"{name} was rebuilt"
+
+
+def _first_typing_charges(smiles):
+    """MMFF94 charges of a molecule RDKit has never typed (what a first typing gives), by atom index."""
+    from rdkit.Chem import AllChem
+
+    molh = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    props = AllChem.MMFFGetMoleculeProperties(molh)
+    return molh, np.array([props.GetMMFFPartialCharge(i) for i in range(molh.GetNumAtoms())])
+
+
+def test_mmff_charges_of_a_relaxed_structure_are_those_of_a_first_typing():
+    # WEHI-0097285: once MMFF has relaxed its conformers (typing it once), typing it again assigned charges
+    # that summed to -2 e on this neutral molecule; they must match a first typing, atom by atom.
+    smiles = "Fc1cc2c(cc1)N=C(NN=C2c3ccc(cc3)OCCCC)c4sccc4"
+    molh = structure_from_smiles(smiles)
+    q = atomic_charges(molh, "mmff")
+    assert abs(q.sum()) < 1e-6
+    fresh, q_fresh = _first_typing_charges(smiles)
+    match = molh.GetSubstructMatch(fresh)  # fresh atom i is molh atom match[i]
+    assert len(match) == molh.GetNumAtoms()
+    assert np.allclose(q[list(match)], q_fresh, atol=1e-9)
+    assert np.array_equal(atomic_charges(molh, "mmff"), q)  # a second call: the same charges
+    molh_image = structure_to_image(molh, 32)
+    dipole_sum = molh_image[GEOMETRY_CHANNELS.index("charge_product_mmff")].sum()
+    assert abs(dipole_sum) < 1e-4  # the pixels sum to (sum of charges)^2
+
+
+def test_mmff_charges_that_do_not_sum_to_the_net_charge_are_refused():
+    # WEHI-0052068 (a sulfonyl bis-amidine): MMFF94 types it as carrying -2 e even on a first typing.
+    with pytest.raises(MoleculeError, match=r"MMFF94 charges sum to -2\.00 e on a molecule of net charge \+0 e"):
+        atomic_charges(structure_from_smiles("S(=O)(=O)(N=C1N(C(=O)N(C1)C)C)N=C2N(C(=O)N(C2)C)C"), "mmff")
+    # an ion's charges sum to its net charge and pass
+    assert atomic_charges(structure_from_smiles("C[N+](C)(C)C"), "mmff").sum() == pytest.approx(1.0)
+
+
+def test_qm9_split_keeps_each_molecule_in_its_split_when_others_fail():
+    from andersonn.chem.qm9 import _split
+
+    rng = np.random.default_rng(0)
+    index = np.arange(1, 2001)
+    dipoles = rng.gamma(2.0, 1.5, size=index.size)
+    y = (dipoles >= 3.0).astype(np.int64)
+    full = _split(index, y, [], 3.0, 0)
+    drop = np.array([4, 500, 1999])
+    keep = np.setdiff1d(np.arange(index.size), drop)
+    failed = [{"name": f"gdb_{index[i]}", "dipole_dft": dipoles[i]} for i in drop]
+    part = _split(index[keep], y[keep], failed, 3.0, 0)
+    for whole, reduced in zip(full, part):
+        assert np.array_equal(index[keep][reduced], np.setdiff1d(index[whole], index[drop]))
+    assert sum(len(p) for p in part) == keep.size

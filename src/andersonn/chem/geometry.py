@@ -201,10 +201,7 @@ def atomic_charges(molh: Chem.Mol, model: str) -> np.ndarray:
     """
     molh = with_ring_info(molh)
     if model == "mmff":
-        props = AllChem.MMFFGetMoleculeProperties(molh)
-        if props is None:
-            raise MoleculeError(Chem.MolToSmiles(molh), "MMFF94 has no parameters for it (no MMFF charges)")
-        return np.array([props.GetMMFFPartialCharge(i) for i in range(molh.GetNumAtoms())], dtype=np.float64)
+        return _mmff_charges(molh)
     if model == "gasteiger":
         m = Chem.Mol(molh)
         AllChem.ComputeGasteigerCharges(m)
@@ -213,6 +210,41 @@ def atomic_charges(molh: Chem.Mol, model: str) -> np.ndarray:
     if model == "gfn2":
         return xtb_charges_and_dipole(molh)[0]
     raise ValueError(f"unknown charge model {model!r}; choose from {', '.join(CHARGE_MODELS)}")
+
+
+#: How far MMFF94's charges may sum from the molecule's net formal charge (e) before they are refused.
+MMFF_CHARGE_SUM_TOLERANCE = 1e-3
+
+
+def _mmff_charges(molh: Chem.Mol) -> np.ndarray:
+    """MMFF94 partial charges, typed on a fresh copy with RDKit's own aromaticity, and refused when they
+    do not sum to the net formal charge.
+
+    RDKit types a molecule once and marks it (``_MMFFSanitized``); typing a marked molecule again (a
+    structure whose conformers MMFF relaxed) skips MMFF's aromaticity perception and can assign other
+    atom types, whose charges then sum to a whole number of electrons on a neutral molecule
+    (WEHI-0097285: -2 e, a 31 D "dipole"). Typing a clean copy gives the charges a first typing gives.
+    A few groups are mistyped even then (WEHI-0052068, a sulfonyl bis-amidine: -2 e); their charges
+    describe an ion that is not there, so the molecule is refused rather than imaged with them.
+    """
+    smiles = Chem.MolToSmiles(Chem.RemoveHs(molh, sanitize=False))
+    clean = Chem.Mol(molh)
+    if clean.HasProp("_MMFFSanitized"):
+        clean.ClearProp("_MMFFSanitized")
+    try:
+        Chem.Kekulize(clean, clearAromaticFlags=True)
+        Chem.SanitizeMol(clean)
+    except Exception as exc:  # RDKit raises several types here; the molecule is what failed
+        raise MoleculeError(smiles, f"cannot re-perceive aromaticity for MMFF94 typing ({exc})") from None
+    props = AllChem.MMFFGetMoleculeProperties(clean)
+    if props is None:
+        raise MoleculeError(smiles, "MMFF94 has no parameters for it (no MMFF charges)")
+    q = np.array([props.GetMMFFPartialCharge(i) for i in range(clean.GetNumAtoms())], dtype=np.float64)
+    net = Chem.GetFormalCharge(clean)
+    if abs(q.sum() - net) > MMFF_CHARGE_SUM_TOLERANCE:
+        raise MoleculeError(smiles, f"MMFF94 charges sum to {q.sum():+.2f} e on a molecule of net charge "
+                                    f"{net:+d} e (an MMFF94 typing failure)")
+    return q
 
 
 def point_charge_dipole(molh: Chem.Mol, model: str = "mmff") -> float:

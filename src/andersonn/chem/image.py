@@ -160,7 +160,7 @@ def render_png(smiles: str, path: str | Path, size: int = DEFAULT_IMAGE_SIZE, na
 # --------------------------------------------------------------------------------------------------
 
 #: Version of the geometry-aware image definition (part of every cache key built on it).
-GEOMETRY_IMAGE_VERSION = 1
+GEOMETRY_IMAGE_VERSION = 2  # 2: MMFF94 charges typed on a clean copy, and refused when they do not sum to the net charge
 GEOMETRY_CHARGE_MODELS: tuple[str, ...] = ("mmff", "gfn2")
 GEOMETRY_CHANNELS: tuple[str, ...] = (
     ("bond_order", "element_H")

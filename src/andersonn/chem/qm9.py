@@ -69,10 +69,11 @@ def _build_chunk(item: dict[str, Any]) -> dict[str, Any]:
         try:
             img, ref = qm9_image_record(mol, size, hydrogens)
         except MoleculeError as exc:
-            failed.append({"name": mol["name"], "smiles": mol["smiles"], "reason": exc.reason})
+            failed.append({"name": mol["name"], "smiles": mol["smiles"], "dipole_dft": mol["dipole_debye"], "reason": exc.reason})
             continue
         except Exception as exc:  # an RDKit/tblite error type we did not foresee: recorded, not fatal to the chunk
-            failed.append({"name": mol["name"], "smiles": mol["smiles"], "reason": f"{type(exc).__name__}: {exc}"})
+            failed.append({"name": mol["name"], "smiles": mol["smiles"], "dipole_dft": mol["dipole_debye"],
+                           "reason": f"{type(exc).__name__}: {exc}"})
             continue
         images.append(img)
         fields.append([int(mol["name"].split("_")[1]), ref["n_rows"], mol["dipole_debye"], ref["dipole_xtb"], ref["dipole_mmff"]])
@@ -129,6 +130,33 @@ def _read_chunks(folder: Path, records: list[dict[str, Any]], size: int) -> tupl
     return np.concatenate(xs), np.concatenate(fields), smiles
 
 
+def _split(index: np.ndarray, y: np.ndarray, failed: list[dict[str, Any]], threshold: float,
+           seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train / validation / test positions (80/10/10, stratified) of the imaged molecules.
+
+    The split is drawn over every molecule asked for, failures included, in QM9-index order, and the
+    failures are then dropped: a molecule keeps its split when a change to the imaging makes another
+    molecule fail, so a model's validation and test molecules stay unseen by models trained before it.
+
+    >>> [len(p) for p in _split(np.arange(1, 101), np.arange(100) % 2, [], 3.0, 0)]
+    [80, 10, 10]
+    """
+    from sklearn.model_selection import train_test_split
+
+    fail_index = np.array([int(f["name"].split("_")[1]) for f in failed], dtype=np.int64)
+    fail_y = np.array([float(f["dipole_dft"]) >= threshold for f in failed], dtype=np.int64)
+    all_index = np.concatenate([index, fail_index])
+    all_y = np.concatenate([y, fail_y])
+    order = np.argsort(all_index, kind="stable")
+    ys = all_y[order]
+    pos = np.arange(len(ys))
+    strat = ys if len(set(ys.tolist())) > 1 and min(np.bincount(ys)) >= 5 else None
+    tr, rest = train_test_split(pos, test_size=0.2, random_state=seed, stratify=strat)
+    va, te = train_test_split(rest, test_size=0.5, random_state=seed, stratify=strat[rest] if strat is not None else None)
+    imaged = order < len(index)  # sorted position -> was it imaged?
+    return tuple(np.sort(order[p[imaged[p]]]) for p in (tr, va, te))
+
+
 def load_qm9_images(cache_dir: str | Path | None = None, *, size: int | None = None, hydrogens: str = "folded",
                     max_molecules: int | None = None, seed: int = 0, threshold: float | None = None,
                     scheduler: str | None = None, progress: bool = True) -> dict[str, Any]:
@@ -139,8 +167,6 @@ def load_qm9_images(cache_dir: str | Path | None = None, *, size: int | None = N
     ``size`` crops the cached images (12 rows folded, 32 with explicit hydrogens) to ``size`` rows, which
     must hold the largest molecule (9 heavy atoms, 29 atoms): a molecule is never cut.
     """
-    from sklearn.model_selection import train_test_split
-
     from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, default_cache_dir
 
     threshold = POLARITY_THRESHOLD_DEBYE if threshold is None else threshold
@@ -158,12 +184,8 @@ def load_qm9_images(cache_dir: str | Path | None = None, *, size: int | None = N
         raise ValueError(f"image size {size} exceeds the cached {cache_size} rows")
     x = x[:, :, :size, :size]
     y = (fields[:, 2] >= threshold).astype(np.int64)
-    idx = np.arange(len(y))
-    strat = y if len(set(y.tolist())) > 1 and min(np.bincount(y)) >= 5 else None
-    tr, rest = train_test_split(idx, test_size=0.2, random_state=seed, stratify=strat)
-    va, te = train_test_split(rest, test_size=0.5, random_state=seed, stratify=strat[rest] if strat is not None else None)
-    tr, va, te = np.sort(tr), np.sort(va), np.sort(te)
     failed = [f for r in records for f in r.get("failed", [])]
+    tr, va, te = _split(fields[:, 0].astype(np.int64), y, failed, threshold, seed)
     chunk_errors = [r["error"] for r in records if "error" in r]
 
     def refs(ii: np.ndarray) -> dict[str, list]:
