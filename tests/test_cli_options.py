@@ -148,32 +148,49 @@ def _invoke(args):
     return runner.invoke(app, args)
 
 
-def _required_args(cmd, skip, tmp) -> list[str]:
-    """Values for required parameters other than the one under test: a missing file (fails early)."""
+def _required_args(cmd, skip, tmp, valid: bool = False) -> list[str]:
+    """Values for required parameters other than the one under test: a missing file (fails early), or
+    with ``valid`` a readable molecule file, so that a bad value of another option has to be refused
+    on its own, before any heavy work."""
     args = []
     for p in cmd.params:
         if p.name == skip or not p.required:
             continue
+        value = str(tmp / "molecules.csv") if valid else str(tmp / "missing-input")
         if p.param_type_name == "argument":
-            args.append(str(tmp / "missing-input"))
+            args.append(value)
         else:
-            args += [p.opts[0], str(tmp / "missing-input")]
+            args += [p.opts[0], value]
     return args
 
 
-@pytest.mark.parametrize("command,option", _cases())
-def test_bad_option_value_is_one_line(command, option, tmp_path):
+# Commands whose required inputs are molecule files: walked a second time with a valid one.
+VALID_INPUT_COMMANDS = ("label", "screen")
+
+
+def _walk_cases():
+    out = [(c, o, False) for c, o in _cases()]
+    cmds = CMD.commands
+    out += [(c, o, True) for c, o in _cases() if c in VALID_INPUT_COMMANDS
+            and not next(p for p in cmds[c].params if p.name == o).required]
+    return out
+
+
+@pytest.mark.parametrize("command,option,valid_inputs", _walk_cases())
+def test_bad_option_value_is_one_line(command, option, valid_inputs, tmp_path):
     (tmp_path / "empty.bin").write_bytes(b"")
     (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile.txt").write_text("a regular file\n")
+    (tmp_path / "molecules.csv").write_text("name,smiles\nwater,O\nethanol,CCO\n")
     cmd = CMD.commands[command]
     param = next(p for p in cmd.params if p.name == option)
     for value in _bad_values(command, param, tmp_path):
+        required = _required_args(cmd, option, tmp_path, valid=valid_inputs)
         if param.param_type_name == "argument":
-            args = [command, value] + _required_args(cmd, option, tmp_path)
+            args = [command, value] + required
         else:
-            args = [command, param.opts[0], value] + _required_args(cmd, option, tmp_path)
+            args = [command, param.opts[0], value] + required
         r = _invoke(args)
         assert not isinstance(r.exception, HeavyWorkReached), f"{args}: bad value accepted, heavy work started"
         err = r.stderr if r.stderr else r.output

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from andersonn.chem.baselines import cut_baseline, image_geometry_features
-from andersonn.chem.image import GEOMETRY_CHANNELS
+from andersonn.chem.image import GEOMETRY_CHANNELS, GEOMETRY_IMAGE_VERSION
 from andersonn.chem.qm9 import load_qm9_images
 from andersonn.chem.screen import geometry_images
 from andersonn.fileio import atomic_write_text, save_npz
@@ -125,7 +125,8 @@ def main() -> int:
     refs = ds["meta"]["references"]
     val_pick = np.sort(np.random.default_rng(args.seed).permutation(len(ds["y_val"]))[: args.n_val])
     test_pick = np.sort(np.random.default_rng(1).permutation(len(ds["y_test"]))[: args.n_test])  # qm9_report's draw
-    tag = hashlib.sha1(json.dumps([size, hydrogens, channels]).encode()).hexdigest()[:8]
+    # the image version is in the key: images built by an older definition are not reused
+    tag = hashlib.sha1(json.dumps([size, hydrogens, channels, GEOMETRY_IMAGE_VERSION]).encode()).hexdigest()[:8]
     weights_sha1 = hashlib.sha1((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()
     out: dict = {"model": str(run_dir), "model_sha1": weights_sha1, "threshold_debye": thr, "structure": "lowest-MMFF94 of 10 RDKit ETKDGv3 conformers",
                  "fitted_on": "validation split", "scored_on": "test split (once)"}

@@ -421,6 +421,10 @@ def screen(
     if task not in ("auto", "pores", "molecules"):
         _fail(f"--task must be 'auto', 'pores' or 'molecules', got {task!r}")
     _at_least_one(n_workers=n_workers)
+    if model is not None:  # refused before any molecule is read or imaged
+        from .train.saved_model import require_model_dir
+
+        _guard(require_model_dir, model)
     timing: dict[str, float] = {}
     try:
         rows = _guard(run_screen, paths, model, task=task, with_labels=with_labels, scheduler=scheduler,

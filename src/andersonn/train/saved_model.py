@@ -31,7 +31,7 @@ from ..fileio import atomic_path, atomic_write_text
 from ..models import DEQClassifier, deq_classifier, explicit_classifier
 from .config import ConfigError, TrainConfig
 
-__all__ = ["save_model", "load_trained"]
+__all__ = ["save_model", "load_trained", "require_model_dir"]
 
 
 def save_model(model: DEQClassifier, cfg: TrainConfig, ds: ImageDataset, out: str | Path) -> None:
@@ -50,6 +50,21 @@ def save_model(model: DEQClassifier, cfg: TrainConfig, ds: ImageDataset, out: st
     atomic_write_text(json.dumps(meta, indent=2, default=str), out / "config.json")
 
 
+def require_model_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a Path when it holds a trained model's two files, else a ``FileNotFoundError``
+    naming it (a check cheap enough to run before any work that needs the model).
+
+    >>> require_model_dir("no/such/run")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no/such/run is not a trained model folder (need model.safetensors and config.json)
+    """
+    run = Path(run_dir)
+    if not (run / "model.safetensors").is_file() or not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run} is not a trained model folder (need model.safetensors and config.json)")
+    return run
+
+
 def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifier, dict[str, Any]]:
     """The model saved in ``run_dir`` by :func:`save_model` (which :func:`andersonn.train.train` calls at the
     end of a run) in eval mode, and its ``config.json`` as a dict.
@@ -60,10 +75,8 @@ def load_trained(run_dir: str | Path, **deq_overrides: Any) -> tuple[DEQClassifi
     """
     from safetensors.torch import load_file
 
-    run = Path(run_dir)
+    run = require_model_dir(run_dir)
     weights, meta_path = run / "model.safetensors", run / "config.json"
-    if not weights.is_file() or not meta_path.is_file():
-        raise FileNotFoundError(f"{run} is not a trained model folder (need model.safetensors and config.json)")
     try:
         meta = json.loads(meta_path.read_text())
         cfg = TrainConfig.from_dict(meta["config"])
