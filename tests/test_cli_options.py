@@ -221,3 +221,17 @@ def test_usage_error_is_one_line_exit_2():
     assert r.exit_code == 2
     err = r.stderr if r.stderr else r.output
     assert len(err.strip().splitlines()) == 1 and "--no-such-option" in err
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_device_cuda_without_a_gpu_is_one_line_before_any_work(command, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the message on a machine without CUDA")
+    r = _invoke([command, "--device", "cuda", "--out", str(tmp_path / "run")])
+    assert not isinstance(r.exception, HeavyWorkReached), "--device cuda reached training on a machine without CUDA"
+    err = r.stderr if r.stderr else r.output
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, err
+    assert lines[0] == "error: --device cuda: this machine has no CUDA device that PyTorch can use"

@@ -219,6 +219,7 @@ def train(
     are kept, and the test split is evaluated once, at the end."""
     _output(out, "--out", "folder")
     from .train import train as run_train
+    from .train.distributed import resolve_device
 
     cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, dataset_option=dataset_option,
                   label_smoothing=label_smoothing, patience=patience, channels=channels, inner_channels=inner_channels,
@@ -229,6 +230,7 @@ def train(
                   warm_start_float16=warm_start_float16, warm_start_max_mb=warm_start_max_mb,
                   correction_states=correction_states, correction_weight=correction_weight, bn_recalibrate=bn_recalibrate, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed,
                   max_train=max_train, max_test=max_test, augment=augment, checkpoint_every=checkpoint_every, device=device, arch=arch, depth=depth)
+    _guard(resolve_device, cfg.device)
     result = _guard(run_train, cfg, resume=resume)
     if result.summary:
         s = result.summary
@@ -252,12 +254,14 @@ def compare(
     """Standard (forward iteration) vs accelerated (Anderson) training: the poster's results table."""
     _output(out, "--out", "folder")
     from .study import compare as run_compare, write_report
+    from .train.distributed import resolve_device
 
     cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, m=m, lam=lam, beta=beta, tol=tol,
                   max_iter=max_iter, backward=backward, backward_tol=backward_tol, backward_max_iter=backward_max_iter,
                   backward_compact=backward_compact, bn_recalibrate=bn_recalibrate, epochs=epochs,
                   batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed, max_train=max_train, max_test=max_test,
                   augment=augment, device=device)
+    _guard(resolve_device, cfg.device)
     results = _guard(run_compare, cfg, out, resume=resume)
     report = write_report(out, results)
     _print_table(results)

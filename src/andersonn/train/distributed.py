@@ -28,18 +28,29 @@ class DistInfo:
         return self.rank == 0
 
 
-def setup(device_flag: str = "auto") -> tuple[DistInfo, torch.device]:
-    """Join the process group when launched by torchrun (gloo on CPU, NCCL on GPUs)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+def resolve_device(device_flag: str = "auto", local_rank: int = 0) -> torch.device:
+    """The device ``--device`` names on this machine; a :class:`~andersonn.train.ConfigError` for an
+    unknown name or for ``cuda`` where PyTorch sees no CUDA device (checked before any data is read).
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
     from .config import ConfigError
 
     if device_flag not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"--device must be 'auto', 'cpu' or 'cuda', got {device_flag!r}")
-    use_cuda = device_flag == "cuda" or (device_flag == "auto" and torch.cuda.is_available())
     if device_flag == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: this machine has no CUDA device that PyTorch can use")
-    device = torch.device(f"cuda:{info.local_rank}" if use_cuda else "cpu")
+    use_cuda = device_flag == "cuda" or (device_flag == "auto" and torch.cuda.is_available())
+    return torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+
+
+def setup(device_flag: str = "auto") -> tuple[DistInfo, torch.device]:
+    """Join the process group when launched by torchrun (gloo on CPU, NCCL on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(device_flag, info.local_rank)
+    use_cuda = device.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(device)
     if info.enabled and not dist.is_initialized():
