@@ -311,3 +311,20 @@ def test_refcode_lists_are_not_saved_with_a_model(fake_coremof):
     _, root = fake_coremof
     m = load_pores(root, image_size=8, mode="full", scheduler="synchronous")["meta"]
     assert set(m["not_saved"]) == {"refcodes_train", "refcodes_val", "refcodes_test"} <= set(m)
+
+
+def test_the_size_option_reaches_the_loader_from_the_cli_and_is_checked(monkeypatch):
+    from andersonn.data import parse_dataset_options
+
+    # `--dataset-option max_structures=12` -> the loader's keyword, as an int
+    assert parse_dataset_options("alms-pores", ["max_structures=12", "mode=full"]) == {"max_structures": 12, "mode": "full"}
+    with pytest.raises(DatasetError, match=r"max_structures='abc'"):
+        parse_dataset_options("alms-pores", ["max_structures=abc"])
+
+    def no_build(*a, **k):
+        raise AssertionError("a bad size reached the image build")
+
+    monkeypatch.setattr(pores_mod, "load_pores", no_build)
+    for mode in ("balanced", "full"):  # -3 drew every structure (balanced) or a broken draw (full)
+        with pytest.raises(DatasetError, match=r"alms-pores: max_structures must be >= 0 \(0: every structure\), got -3"):
+            load_dataset("alms-pores", max_structures=-3, mode=mode)

@@ -53,6 +53,8 @@ def load_alms_pores(data_dir: Path | None = None, image_size: int = 32, max_stru
 
     if mode not in MODES:
         raise DatasetError(f"alms-pores: unknown mode {mode!r}; the modes are {', '.join(MODES)}")
+    if max_structures is not None and max_structures < 0:  # would have drawn every structure, or a broken draw
+        raise DatasetError(f"alms-pores: max_structures must be >= 0 (0: every structure), got {max_structures}")
     try:
         select_channels(channels)
     except ValueError as exc:
