@@ -113,6 +113,26 @@ def test_the_trainer_adds_the_weighted_correction_loss_and_the_flags_are_checked
             TrainConfig(**bad).validate()
 
 
+def test_correction_states_do_not_move_the_heads_running_statistics():
+    from andersonn.models import deq_classifier
+
+    images = torch.randn(6, 3, 8, 8)
+    heads = []
+    for states in (0, 3):
+        torch.manual_seed(0)
+        net = deq_classifier(3, 8, 2, channels=8, inner_channels=8, groups=2, pool=8, max_iter=10, correction_states=states)
+        net.train()
+        logits = net(images)
+        heads.append((logits.detach(), {k: v.clone() for k, v in net.head.state_dict().items()}))
+        if states:
+            assert len(net.last_correction_logits) == 3
+            assert net.head[0].momentum == 0.1  # restored
+    (plain, plain_head), (corrected, corrected_head) = heads
+    assert torch.allclose(plain, corrected, atol=1e-6)
+    for key, value in plain_head.items():  # running mean, variance and batch count as if no states were read
+        assert torch.equal(value, corrected_head[key]), key
+
+
 def test_training_with_correction_states_runs_from_the_cli(tmp_path):
     from typer.testing import CliRunner
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -42,6 +44,23 @@ class ChannelSumReadout(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         sums = images.sum((2, 3))
         return self.linear(self.norm(torch.sign(sums) * torch.log1p(sums.abs())))
+
+
+@contextmanager
+def _running_stats_frozen(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers of ``module`` keep normalising by batch statistics in train mode, but their
+    running mean and variance stay as they are (momentum 0) until the block ends."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
 
 
 class DEQClassifier(nn.Module):
@@ -92,7 +111,13 @@ class DEQClassifier(nn.Module):
 
         # the explicit baseline puts an ExplicitStack here: no solve, no intermediate states
         states = self.deq.last_correction_states if isinstance(self.deq, DEQ) else None
-        self.last_correction_logits = [read(zz) for zz in states] if states else None
+        if states:
+            # Intermediate states are normalised by their own batch statistics, as the fixed point is, but
+            # must not move the head's running statistics, which inference uses for fixed points only.
+            with _running_stats_frozen(self.head):
+                self.last_correction_logits = [read(zz) for zz in states]
+        else:
+            self.last_correction_logits = None
         return read(z)
 
 
