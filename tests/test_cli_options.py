@@ -156,7 +156,7 @@ def _required_args(cmd, skip, tmp, valid: bool = False) -> list[str]:
     for p in cmd.params:
         if p.name == skip or not p.required:
             continue
-        value = str(tmp / "molecules.csv") if valid else str(tmp / "missing-input")
+        value = str(tmp / VALID_INPUT_COMMANDS[cmd.name]) if valid else str(tmp / "missing-input")
         if p.param_type_name == "argument":
             args.append(value)
         else:
@@ -164,8 +164,21 @@ def _required_args(cmd, skip, tmp, valid: bool = False) -> list[str]:
     return args
 
 
-# Commands whose required inputs are molecule files: walked a second time with a valid one.
-VALID_INPUT_COMMANDS = ("label", "screen")
+# Commands with a required input, walked a second time with a valid one (made in the test's folder).
+VALID_INPUT_COMMANDS = {"label": "molecules.csv", "screen": "molecules.csv", "m-tradeoff": "model"}
+
+
+def _tiny_digits_model(folder):
+    """A saved (untrained) digits model: what m-tradeoff needs to get past its --model."""
+    from types import SimpleNamespace
+
+    from andersonn.models import deq_classifier
+    from andersonn.train import TrainConfig
+    from andersonn.train.saved_model import save_model
+
+    net = deq_classifier(1, 8, 10, channels=8, inner_channels=8, groups=2, pool=8)
+    save_model(net, TrainConfig(dataset="digits", channels=8, inner_channels=8),
+               SimpleNamespace(class_names=[str(d) for d in range(10)], meta={}), folder)
 
 
 def _walk_cases():
@@ -183,6 +196,8 @@ def test_bad_option_value_is_one_line(command, option, valid_inputs, tmp_path):
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile.txt").write_text("a regular file\n")
     (tmp_path / "molecules.csv").write_text("name,smiles\nwater,O\nethanol,CCO\n")
+    if valid_inputs and command == "m-tradeoff":
+        _tiny_digits_model(tmp_path / "model")
     cmd = CMD.commands[command]
     param = next(p for p in cmd.params if p.name == option)
     for value in _bad_values(command, param, tmp_path):

@@ -100,6 +100,14 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+def _require_data_dir(data_dir: Path | None) -> None:
+    """``--data-dir`` must name an existing folder when given (a dataset that needs none would ignore it)."""
+    from .train import ConfigError
+
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"--data-dir {data_dir} does not exist (or is not a folder)")
+
+
 def _config(**kw) -> "TrainConfig":  # noqa: F821
     from .train import ConfigError, TrainConfig
 
@@ -107,8 +115,7 @@ def _config(**kw) -> "TrainConfig":  # noqa: F821
 
     image_size = kw.pop("image_size", None)
     data_dir = kw.pop("data_dir", None)
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise ConfigError(f"--data-dir {data_dir} does not exist (or is not a folder)")
+    _require_data_dir(data_dir)
     options = parse_dataset_options(kw["dataset"], kw.pop("dataset_option", None) or [])
     kw["solver_options"] = _solver_options(kw.get("solver", TrainConfig.solver), kw.pop("solver_option", None) or [],
                                            m=kw.pop("m", None), lam=kw.pop("lam", None), beta=kw.pop("beta", None))
@@ -329,6 +336,7 @@ def m_tradeoff_cmd(
 
     windows = _windows(ms)
     _at_least_one(max_test=max_test)
+    _guard(_require_data_dir, data_dir)
     if not (model / "config.json").is_file():
         _fail(f"{model} has no config.json (not a trained model folder)")
     try:
