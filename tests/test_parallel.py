@@ -261,6 +261,77 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(tmp_path):
         _stop_cluster(procs)
 
 
+def test_an_image_build_with_a_worker_killed_mid_run_matches_a_build_in_one_process(tmp_path):
+    """The QM9 image build (chunk files on Dask) on two `dask worker` processes, one killed with SIGKILL
+    mid-run: every chunk is built once, and the images are those a build in one process makes."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    import numpy as np
+
+    pytest.importorskip("distributed")
+    pytest.importorskip("tblite")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    build = textwrap.dedent("""
+        import sys
+        import andersonn.chem.qm9 as qm9
+        qm9.CHUNK = 3  # many small chunks, so that a worker dies with some done and some not
+        if __name__ == "__main__":
+            qm9.build_qm9_cache(sys.argv[1], max_molecules=60, seed=5, scheduler=sys.argv[2] or "synchronous",
+                                progress=False)
+    """)
+    script = tmp_path / "build.py"
+    script.write_text(build)
+    procs, driver = [], None
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        for k in range(2):
+            _start_worker(address, env, procs, f"w{k}", "--no-nanny")
+        from dask.distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cluster"), address], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done_at_kill, deadline = 0, time.time() + 300
+        while time.time() < deadline and driver.poll() is None:
+            dbs = list((tmp_path / "cluster").glob("*/records.sqlite"))
+            if dbs:
+                try:
+                    with sqlite3.connect(dbs[0], timeout=5) as db:
+                        done_at_kill = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+                except sqlite3.OperationalError:
+                    done_at_kill = 0
+            if done_at_kill >= 3:
+                os.kill(procs[2].pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        assert 3 <= done_at_kill < 20, f"the worker was not killed mid-run ({done_at_kill} of 20 chunks done)"
+        _, stderr = driver.communicate(timeout=300)
+        assert driver.returncode == 0, stderr
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+        _stop_cluster(procs)
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "local"), ""], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    (cluster,), (local,) = (tmp_path / "cluster").glob("qm9_*"), (tmp_path / "local").glob("qm9_*")
+    chunks = sorted(p.name for p in local.glob("chunk*.npz"))
+    assert len(chunks) == 20 and sorted(p.name for p in cluster.glob("chunk*.npz")) == chunks
+    with sqlite3.connect(cluster / "records.sqlite") as db:
+        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM records").fetchone() == (20, 20)
+    for name in chunks:
+        a, b = np.load(cluster / name), np.load(local / name)
+        for key in a.files:
+            assert np.array_equal(a[key], b[key]), (name, key)
+
+
 @pytest.mark.parametrize("address", ["garbage", "tcp://127.0.0.1:1"])
 def test_a_bad_scheduler_address_is_one_line_naming_it(tmp_path, address):
     """A typo in `--scheduler` (not an address, or nothing listening there) is refused in one line that names
