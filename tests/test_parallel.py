@@ -332,6 +332,78 @@ def test_an_image_build_with_a_worker_killed_mid_run_matches_a_build_in_one_proc
             assert np.array_equal(a[key], b[key]), (name, key)
 
 
+def test_screen_imaging_with_a_worker_killed_mid_run_matches_imaging_in_one_process(tmp_path):
+    """The screen's imaging (`map_chunks` of `geometry_images`, uncached) on two `dask worker` processes, one
+    killed with SIGKILL once some chunks are done: every molecule comes back once, in order, with the image
+    a run in one process gives it (the failing SMILES with its reason)."""
+    import os
+    import pickle
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    import numpy as np
+
+    pytest.importorskip("distributed")
+    pytest.importorskip("tblite")
+    smiles = ["CCO", "CC(=O)O", "c1ccccc1O", "CCN", "CC#N", "O=CNc1ccccc1", "CCOC(C)=O", "CC(C)=O", "Oc1ccncc1",
+              "CCCl", "NC(=O)c1ccccc1", "COc1ccccc1", "CC(N)=O", "CS(C)=O", "C1CCOC1", "CCCCO", "CCCC(=O)O", "CCOCC",
+              "OCC(O)CO", "CCC(=O)CC", "CNC=O", "Clc1ccccc1", "CC(C)O", "OC1CCCCC1", "C1CC", "N#Cc1ccccc1",
+              "CC(=O)N(C)C", "OCCO", "CCS", "c1ccoc1", "c1ccsc1", "CC(C)(C)O", "NCCO", "CCOC=O", "C=CC#N", "OC=O"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = textwrap.dedent("""
+        import pickle, sys
+        from functools import partial
+        from andersonn.chem.screen import geometry_images
+        from andersonn.parallel import map_chunks
+        if __name__ == "__main__":
+            rows = [{"name": f"m{k}", "smiles": s} for k, s in enumerate(sys.argv[3].split())]
+            out = map_chunks(partial(geometry_images, image_size=12), rows, chunk_size=2,
+                             scheduler=sys.argv[2] or "synchronous", progress=False)
+            with open(sys.argv[1], "wb") as fh:
+                pickle.dump(out, fh)
+    """)
+    script = tmp_path / "image.py"
+    script.write_text(run)
+    procs, driver = [], None
+    n_chunks = len(smiles) // 2
+    try:
+        address = _start_scheduler(tmp_path, env, procs)
+        for k in range(2):
+            _start_worker(address, env, procs, f"w{k}", "--no-nanny")
+        from dask.distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cluster.pkl"), address,
+                                       " ".join(smiles)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            done_at_kill, deadline = 0, time.time() + 300
+            while time.time() < deadline and driver.poll() is None:
+                done_at_kill = client.run_on_scheduler(lambda dask_scheduler: sum(
+                    1 for t in dask_scheduler.tasks.values() if t.state == "memory" and "geometry_images" in t.key))
+                if done_at_kill >= 3:
+                    os.kill(procs[2].pid, signal.SIGKILL)
+                    break
+                time.sleep(0.05)
+        assert 3 <= done_at_kill < n_chunks, f"the worker was not killed mid-run ({done_at_kill} of {n_chunks} chunks done)"
+        _, stderr = driver.communicate(timeout=300)
+        assert driver.returncode == 0, stderr
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+        _stop_cluster(procs)
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "local.pkl"), "", " ".join(smiles)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    cluster, local = (pickle.loads((tmp_path / f"{n}.pkl").read_bytes()) for n in ("cluster", "local"))
+    assert len(cluster) == len(local) == len(smiles)
+    assert [isinstance(r, str) for r in local] == [s == "C1CC" for s in smiles]  # the unclosed ring, with its reason
+    for a, b in zip(cluster, local):
+        assert (a == b) if isinstance(b, str) else np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("address", ["garbage", "tcp://127.0.0.1:1"])
 def test_a_bad_scheduler_address_is_one_line_naming_it(tmp_path, address):
     """A typo in `--scheduler` (not an address, or nothing listening there) is refused in one line that names
