@@ -145,6 +145,19 @@ def _start_worker(address, env, procs, name, *options) -> None:
                                    "--no-dashboard", "--name", name, *options],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
+def _start_killable_pair(tmp_path, env, procs) -> str:
+    """A scheduler and two workers without nannies (killing a worker's process kills the worker and nothing
+    restarts it; ``procs[2]`` is the first worker), both connected; returns the scheduler's address."""
+    from dask.distributed import Client
+
+    address = _start_scheduler(tmp_path, env, procs)
+    for k in range(2):
+        _start_worker(address, env, procs, f"w{k}", "--no-nanny")
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=60)
+    return address
+
+
 def _stop_cluster(procs) -> None:
     """Stops the processes of ``procs``, workers first and the scheduler (``procs[0]``) last. A worker told to
     stop closes gracefully, which can wait on a scheduler going down at the same moment: after a grace period
@@ -220,13 +233,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(tmp_path):
     procs = []
     label = None
     try:
-        address = _start_scheduler(tmp_path, env, procs)
-        for k in range(2):  # no nanny: killing the process kills the worker, nothing restarts it
-            _start_worker(address, env, procs, f"w{k}", "--no-nanny")
-        from dask.distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
+        address = _start_killable_pair(tmp_path, env, procs)
         mols = tmp_path / "m.csv"
         mols.write_text("name,smiles\n" + "".join(f"m{k},{s}\n" for k, s in enumerate(smiles)))
         cache, out = tmp_path / "c.sqlite", tmp_path / "labels.csv"
@@ -289,13 +296,7 @@ def test_an_image_build_with_a_worker_killed_mid_run_matches_a_build_in_one_proc
     script.write_text(build)
     procs, driver = [], None
     try:
-        address = _start_scheduler(tmp_path, env, procs)
-        for k in range(2):
-            _start_worker(address, env, procs, f"w{k}", "--no-nanny")
-        from dask.distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
+        address = _start_killable_pair(tmp_path, env, procs)
         driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cluster"), address], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         done_at_kill, deadline = 0, time.time() + 300
@@ -370,13 +371,10 @@ def test_screen_imaging_with_a_worker_killed_mid_run_matches_imaging_in_one_proc
     procs, driver = [], None
     n_chunks = len(smiles) // 2
     try:
-        address = _start_scheduler(tmp_path, env, procs)
-        for k in range(2):
-            _start_worker(address, env, procs, f"w{k}", "--no-nanny")
+        address = _start_killable_pair(tmp_path, env, procs)
         from dask.distributed import Client
 
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
+        with Client(address, timeout=60) as client:  # polls the scheduler for finished chunks
             driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cluster.pkl"), address,
                                        " ".join(smiles)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             done_at_kill, deadline = 0, time.time() + 300
