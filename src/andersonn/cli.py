@@ -337,8 +337,9 @@ def m_tradeoff_cmd(
     windows = _windows(ms)
     _at_least_one(max_test=max_test)
     _guard(_require_data_dir, data_dir)
-    if not (model / "config.json").is_file():
-        _fail(f"{model} has no config.json (not a trained model folder)")
+    from .train.saved_model import require_model_dir
+
+    _guard(require_model_dir, model)  # both files, before the dataset is loaded for it
     try:
         cfg = json.loads((model / "config.json").read_text())["config"]
     except (ValueError, KeyError, TypeError) as exc:
