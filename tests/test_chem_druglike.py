@@ -99,6 +99,12 @@ def test_splits_modes_sizes_and_a_cache_that_rebuilds_only_what_is_missing(tmp_p
         y = d[f"y_{split}"]
         names = m["references"][split]["name"]
         assert y.tolist() == [int(by_name[n]["dipole_lowest_debye"] >= 3.0) for n in names]
+    # a molecule's split does not depend on which others were imaged: at size 32 the C18 chain comes in too
+    full = load_druglike_images(tmp_path, rows=rows, size=32, scheduler="synchronous", progress=False)["meta"]
+    assert full["counts"]["skipped_too_large_for_size"] == 0
+    for split in ("train", "val", "test"):
+        kept = [n for n in full["references"][split]["name"] if n in by_name and by_name[n]["smiles"] != SMALL[-1]]
+        assert kept == m["references"][split]["name"], split
     # the Boltzmann mode: same split, labels from the other column
     b = load_druglike_images(tmp_path, rows=rows, size=16, label_mode="boltzmann", scheduler="synchronous", progress=False)
     assert b["meta"]["references"]["test"]["name"] == m["references"]["test"]["name"]

@@ -203,6 +203,27 @@ def build_druglike_cache(cache_dir: str | Path, rows: Sequence[dict[str, Any]], 
     return folder, out, time.perf_counter() - t0
 
 
+def _split_roles(rows: Sequence[dict[str, Any]], threshold: float, seed: int) -> np.ndarray:
+    """0 (train), 1 (validation) or 2 (test) for each of ``rows``: 80/10/10, stratified on the
+    lowest-conformer class, every COVID-19 drug in test.
+
+    Example:
+        >>> rows = [{"dipole_lowest_debye": 1.0 + 4.0 * (k % 2), "source": "nci"} for k in range(100)]
+        >>> np.bincount(_split_roles(rows + [{"dipole_lowest_debye": 2.0, "source": "covid"}], 3.0, 0)).tolist()
+        [80, 10, 11]
+    """
+    from sklearn.model_selection import train_test_split
+
+    y = np.array([float(r[LABEL_MODES["lowest"]]) >= threshold for r in rows], dtype=np.int64)
+    pool = np.flatnonzero([r.get("source") != "covid" for r in rows])
+    strat = y[pool] if len(set(y[pool].tolist())) > 1 and min(np.bincount(y[pool])) >= 5 else None
+    tr, rest = train_test_split(pool, test_size=0.2, random_state=seed, stratify=strat)
+    va, _ = train_test_split(rest, test_size=0.5, random_state=seed, stratify=y[rest] if strat is not None else None)
+    role = np.full(len(rows), 2, dtype=np.int64)
+    role[tr], role[va] = 0, 1
+    return role
+
+
 def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[dict[str, Any]] | None = None,
                          labels_csv: str | Path | None = None, size: int | None = None, label_mode: str = "lowest",
                          structure: str = "label", threshold: float | None = None, seed: int = 0, max_molecules: int | None = None,
@@ -219,8 +240,6 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
     screen's, with GFN2-xTB channels; the split is the same for both.
     """
     import random
-
-    from sklearn.model_selection import train_test_split
 
     from andersonn.chem.dataset import CLASS_NAMES, POLARITY_THRESHOLD_DEBYE, default_cache_dir
     from andersonn.chem.sources import XTB_LABELS_CSV, read_labels_csv
@@ -266,15 +285,12 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
     mols = [usable[int(k)] for k in f[:, 0]]
     dip = {mode: np.array([float(m[col]) for m in mols]) for mode, col in LABEL_MODES.items()}
     y = (dip[label_mode] >= threshold).astype(np.int64)
-    y_strat = (dip["lowest"] >= threshold).astype(np.int64)
     covid = np.array([m.get("source") == "covid" for m in mols], dtype=bool)
-    pool = np.flatnonzero(~covid)
-    strat = y_strat[pool] if len(set(y_strat[pool].tolist())) > 1 and min(np.bincount(y_strat[pool])) >= 5 else None
-    tr, rest = train_test_split(pool, test_size=0.2, random_state=seed, stratify=strat)
-    strat_rest = y_strat[rest] if strat is not None else None
-    va, te = train_test_split(rest, test_size=0.5, random_state=seed, stratify=strat_rest)
-    tr, va = np.sort(tr), np.sort(va)
-    te = np.concatenate([np.sort(te), np.flatnonzero(covid)])
+    # The split is drawn over every labelled molecule asked for, imaged or not, so that a molecule keeps its
+    # split when others fail to image (a new image version, another --size).
+    role = _split_roles(usable, threshold, seed)[f[:, 0].astype(np.int64)] if len(f) else np.zeros(0, np.int64)
+    tr, va = np.flatnonzero(role == 0), np.flatnonzero(role == 1)
+    te = np.concatenate([np.flatnonzero((role == 2) & ~covid), np.flatnonzero(covid)])
 
     def refs(ii: np.ndarray) -> dict[str, list]:
         ff = [mols[i].get("dipole_lowest_ff_debye") for i in ii]
