@@ -38,7 +38,50 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             typer.secho("error: aborted", fg=typer.colors.RED, err=True)
             sys.exit(1)
+        except _boundary_errors() as exc:  # whatever a command let through: still one line, never a traceback
+            typer.secho(f"error: {_one_line(exc)}", fg=typer.colors.RED, err=True)
+            sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _project_errors() -> tuple[type[BaseException], ...]:
+    """The project's own error types: their messages are written for the user."""
+    from .data import DatasetError
+    from .extras import MissingExtraError
+    from .parallel import ClusterStartError
+    from .solvers import SolverInputError
+    from .train import ConfigError, TrainingError
+
+    return (ConfigError, DatasetError, SolverInputError, TrainingError, ClusterStartError, MissingExtraError)
+
+
+def _boundary_errors() -> tuple[type[BaseException], ...]:
+    """What the CLI's one error boundary turns into one line: the project's errors and those of the files it
+    reads and writes (OS, JSON, SQLite, pickle, safetensors)."""
+    import json
+    import pickle
+    import sqlite3
+
+    extra: tuple[type[BaseException], ...] = ()
+    try:
+        from safetensors import SafetensorError
+
+        extra = (SafetensorError,)
+    except ImportError:
+        pass
+    return (*_project_errors(), OSError, json.JSONDecodeError, sqlite3.Error, pickle.UnpicklingError, *extra)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line: the project's messages as they are; others with their kind, and the path where
+    the error has one."""
+    if isinstance(exc, _project_errors()):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or type(exc).__name__}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
 
 
 app = typer.Typer(cls=_OneLineErrors,
@@ -189,16 +232,9 @@ def _windows(text: str) -> list[int]:
 
 def _guard(fn, *args, **kwargs):
     """Run ``fn``, turning the project's expected errors into one clear line and exit code 2."""
-    from .data import DatasetError
-    from .extras import MissingExtraError
-    from .parallel import ClusterStartError
-    from .solvers import SolverInputError
-    from .train import ConfigError, TrainingError
-
     try:
         return fn(*args, **kwargs)
-    except (ConfigError, DatasetError, SolverInputError, TrainingError, FileNotFoundError, ClusterStartError,
-            MissingExtraError) as exc:
+    except (*_project_errors(), FileNotFoundError) as exc:
         _fail(str(exc))
 
 

@@ -70,7 +70,10 @@ class ResultCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False)
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False)
+        except sqlite3.Error as exc:  # a folder, or a place it cannot create a file
+            raise ValueError(f"{self.path}: cannot open a result cache (an SQLite database) there: {exc}") from None
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")

@@ -61,8 +61,8 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             cfg = dataclasses.replace(cfg, solver_options={})  # the base's options are Anderson's
         run_dir = Path(cfg.out_dir)
         if resume and (run_dir / "summary.json").is_file() and _check_same_run(run_dir, cfg):
-            summaries[label] = json.loads((run_dir / "summary.json").read_text())
-            history[label] = json.loads((run_dir / "metrics.json").read_text())
+            summaries[label] = _read_run_json(run_dir / "summary.json")
+            history[label] = _read_run_json(run_dir / "metrics.json")
             continue
         result = train(cfg, resume=resume, progress=progress, dataset=ds)
         summaries[label], history[label] = result.summary, result.metrics
@@ -80,10 +80,19 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     return table
 
 
+def _read_run_json(path: Path) -> Any:
+    """A finished run's JSON file, or a ConfigError naming it (a run folder edited or cut short by hand)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--resume: {path} cannot be read as a finished run's file ({type(exc).__name__}: {exc}); "
+                          "remove that run folder to train it again, or choose another --out") from None
+
+
 def _check_same_run(run_dir: Path, cfg: TrainConfig) -> bool:
     """A finished run is reused by ``--resume`` (True) only if it was trained with these settings (where it is
     written and its checkpoint cadence aside); False when only ``--epochs`` grew, for :func:`train` to extend it."""
-    saved = json.loads((run_dir / "config.json").read_text()).get("config", {})
+    saved = _read_run_json(run_dir / "config.json").get("config", {})
     diffs = setting_differences(saved, cfg.to_dict(), NOT_COMPARED | {"epochs"})
     if diffs:
         raise ConfigError(f"--resume: {run_dir} is a finished run with other settings: {'; '.join(diffs)}; "
