@@ -221,6 +221,7 @@ def solvers_for(problem: str, device: str = "cpu") -> dict[str, Callable]:
         "andersonn anderson": run_andersonn("anderson", m=M),
         "andersonn anderson, reused buffers": run_andersonn("anderson", reuse_buffers=True, m=M),
         "andersonn forward": run_andersonn("forward"),
+        "andersonn broyden": run_andersonn("broyden"),
         "tutorial anderson (reference)": run_reference,
         "torchdeq anderson": run_torchdeq("anderson"),
         "torchdeq broyden": run_torchdeq("broyden"),

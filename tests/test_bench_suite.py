@@ -68,3 +68,51 @@ def test_tuned_allocator_flag_refuses_when_the_setting_is_off():
     assert r.returncode == 2
     assert "nothing to tune" in r.stderr and "Traceback" not in r.stderr
     assert not (BENCH / "results" / "linear_tuned.json").exists()
+
+
+def test_andersonn_broyden_is_in_the_suite_and_solves_its_problems():
+    for name in ("linear", "mixed"):
+        p = suite.PROBLEMS[name](device="cpu")
+        z, iters, rows = suite.solvers_for(name, "cpu")["andersonn broyden"](p, common.TimedMap(p.f))
+        assert float(p.residual(z).max()) < 2 * p.tol and 1 < iters <= p.max_iter, name
+
+
+def test_time_to_accuracy_reads_the_first_epoch_at_the_target():
+    import time_to_accuracy as tta
+
+    rows = [{"train_time_s": 1.0, "test_accuracy": 0.5}, {"train_time_s": 2.5, "test_accuracy": 0.91},
+            {"train_time_s": 4.0, "test_accuracy": 0.89}]
+    assert tta.time_to(rows, 0.9) == 2.5 and tta.time_to(rows, 0.95) is None
+
+
+def test_time_to_accuracy_recipes_start_from_the_same_weights_and_solve_the_same_fixed_point():
+    """Every recipe of this project builds and trains a step; with TorchDEQ installed (the bench extra), its
+    layer wraps the very block the andersonn model holds and reaches the same fixed point."""
+    import time_to_accuracy as tta
+
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1])
+    models = {}
+    for recipe, (library, _) in tta.RECIPES.items():
+        if library == "torchdeq" and not _has("torchdeq"):
+            continue
+        torch.manual_seed(0)
+        models[recipe] = tta.build_model(recipe, (1, 8, 8), 2, 1e-4, 100)
+        loss = torch.nn.functional.cross_entropy(models[recipe](x), y)
+        loss.backward()
+        assert all(p.grad is not None for p in models[recipe].deq.f.parameters()), recipe
+    first = {k: v.detach() for k, v in models["accelerated"].state_dict().items()}
+    for recipe, m in models.items():
+        own = {k.replace("deq.solver.", "deq."): v for k, v in m.state_dict().items()}
+        assert all(torch.equal(own[k], first[k]) for k in first if k in own and ".f." in k), recipe
+    with torch.no_grad():
+        stem = models["accelerated"].eval().stem(x)
+        ref = models["accelerated"].deq(stem)
+        for recipe, m in models.items():
+            err = float((m.eval().deq(stem) - ref).norm() / ref.norm())
+            assert err < 1e-2, (recipe, err)  # both solved to a relative residual of 1e-4
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
