@@ -420,3 +420,63 @@ def test_a_bad_scheduler_address_is_one_line_naming_it(tmp_path, address):
     assert len(lines) == 1 and "Traceback" not in r.output, r.output
     assert f"could not connect to the Dask scheduler at {address!r}" in lines[0], lines[0]
     assert not (tmp_path / "l.csv").exists()
+
+
+def test_screen_command_on_a_cluster_with_a_worker_killed_mid_run_matches_a_run_in_one_process(tmp_path):
+    """`andersonn screen --scheduler ADDRESS` end to end: the shipped models, images built on two `dask worker`
+    processes, one killed with SIGKILL once some image chunks are done. The predictions file equals the one
+    `--scheduler synchronous` writes, row for row (the broken SMILES skipped with its reason in both)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("distributed")
+    pytest.importorskip("tblite")
+    small = ["CCO", "CC(=O)O", "c1ccccc1O", "CCN", "CC#N", "O=CNc1ccccc1", "CCOC(C)=O", "CC(C)=O", "Oc1ccncc1",
+             "CCCl", "NC(=O)c1ccccc1", "COc1ccccc1", "CC(N)=O", "C1CCOC1", "CCCCO", "CCCC(=O)O", "CCOCC",
+             "OCC(O)CO", "CCC(=O)CC", "CNC=O", "Clc1ccccc1", "CC(C)O", "OC1CCCCC1", "N#Cc1ccccc1", "CC(=O)N(C)C",
+             "OCCO", "c1ccoc1", "CC(C)(C)O", "NCCO", "CCOC=O", "C=CC#N", "OC=O"]
+    smiles = small * 3 + ["C1CC", "CC(=O)Nc1ccc(O)cc1"]  # 4 chunks of 32: an unclosed ring, and paracetamol (drug-like model)
+    mols = tmp_path / "m.csv"
+    mols.write_text("name,smiles\n" + "".join(f"m{k},{s}\n" for k, s in enumerate(smiles)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def command(scheduler: str, out: Path) -> list[str]:
+        return [sys.executable, "-m", "andersonn", "screen", str(mols), "--scheduler", scheduler, "--out", str(out)]
+
+    procs, screen = [], None
+    n_chunks = -(-len(smiles) // 32)
+    try:
+        address = _start_killable_pair(tmp_path, env, procs)
+        from dask.distributed import Client
+
+        with Client(address, timeout=60) as client:
+            screen = subprocess.Popen(command(address, tmp_path / "cluster.csv"), env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            done_at_kill, deadline = 0, time.time() + 300
+            while time.time() < deadline and screen.poll() is None:
+                done_at_kill = client.run_on_scheduler(lambda dask_scheduler: sum(
+                    1 for t in dask_scheduler.tasks.values() if t.state == "memory" and "geometry_images" in t.key))
+                if done_at_kill >= 1:
+                    os.kill(procs[2].pid, signal.SIGKILL)
+                    break
+                time.sleep(0.05)
+        ended = None if screen.poll() is None else screen.communicate()[1][-2000:]
+        assert 1 <= done_at_kill < n_chunks, (f"the worker was not killed mid-run ({done_at_kill} of {n_chunks} chunks "
+                                              f"done; the screen {'ended: ' + ended if ended else 'still ran'})")
+        stdout, stderr = screen.communicate(timeout=300)
+        assert screen.returncode == 0, stderr
+    finally:
+        if screen is not None and screen.poll() is None:
+            screen.kill()
+        _stop_cluster(procs)
+    one = subprocess.run(command("synchronous", tmp_path / "local.csv"), env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr
+    cluster, local = ((tmp_path / f"{n}.csv").read_text() for n in ("cluster", "local"))
+    assert cluster == local
+    assert f"{len(smiles) - 1}/{len(smiles)} classified" in stdout
+    rows = local.splitlines()
+    assert len(rows) == len(smiles) + 1 and "alms-druglike" in rows[-1] and "m96," in local
