@@ -158,6 +158,24 @@ def _start_killable_pair(tmp_path, env, procs) -> str:
     return address
 
 
+def _kill_a_worker_once_imaged(client, driver, worker, chunks: int) -> int:
+    """SIGKILLs ``worker`` once the scheduler holds ``chunks`` finished ``geometry_images`` chunks (or gives up
+    when ``driver`` ends or after 300 s); returns how many were done when it stopped looking."""
+    import os
+    import signal
+    import time
+
+    done, deadline = 0, time.time() + 300
+    while time.time() < deadline and driver.poll() is None:
+        done = client.run_on_scheduler(lambda dask_scheduler: sum(
+            1 for t in dask_scheduler.tasks.values() if t.state == "memory" and "geometry_images" in t.key))
+        if done >= chunks:
+            os.kill(worker.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    return done
+
+
 def _stop_cluster(procs) -> None:
     """Stops the processes of ``procs``, workers first and the scheduler (``procs[0]``) last. A worker told to
     stop closes gracefully, which can wait on a scheduler going down at the same moment: after a grace period
@@ -378,14 +396,7 @@ def test_screen_imaging_with_a_worker_killed_mid_run_matches_imaging_in_one_proc
         with Client(address, timeout=60) as client:  # polls the scheduler for finished chunks
             driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cluster.pkl"), address,
                                        " ".join(smiles)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            done_at_kill, deadline = 0, time.time() + 300
-            while time.time() < deadline and driver.poll() is None:
-                done_at_kill = client.run_on_scheduler(lambda dask_scheduler: sum(
-                    1 for t in dask_scheduler.tasks.values() if t.state == "memory" and "geometry_images" in t.key))
-                if done_at_kill >= 3:
-                    os.kill(procs[2].pid, signal.SIGKILL)
-                    break
-                time.sleep(0.05)
+            done_at_kill = _kill_a_worker_once_imaged(client, driver, procs[2], 3)
         assert 3 <= done_at_kill < n_chunks, f"the worker was not killed mid-run ({done_at_kill} of {n_chunks} chunks done)"
         _, stderr = driver.communicate(timeout=300)
         assert driver.returncode == 0, stderr
@@ -456,14 +467,7 @@ def test_screen_command_on_a_cluster_with_a_worker_killed_mid_run_matches_a_run_
         with Client(address, timeout=60) as client:
             screen = subprocess.Popen(command(address, tmp_path / "cluster.csv"), env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True)
-            done_at_kill, deadline = 0, time.time() + 300
-            while time.time() < deadline and screen.poll() is None:
-                done_at_kill = client.run_on_scheduler(lambda dask_scheduler: sum(
-                    1 for t in dask_scheduler.tasks.values() if t.state == "memory" and "geometry_images" in t.key))
-                if done_at_kill >= 1:
-                    os.kill(procs[2].pid, signal.SIGKILL)
-                    break
-                time.sleep(0.05)
+            done_at_kill = _kill_a_worker_once_imaged(client, screen, procs[2], 1)
         ended = None if screen.poll() is None else screen.communicate()[1][-2000:]
         assert 1 <= done_at_kill < n_chunks, (f"the worker was not killed mid-run ({done_at_kill} of {n_chunks} chunks "
                                               f"done; the screen {'ended: ' + ended if ended else 'still ran'})")
