@@ -9,7 +9,7 @@ once more with the ``andersonn`` command's allocator setting for every solver
 (before/after of the solver speed work), ``ablations.py`` (each change
 switched off alone), ``compile_probe.py`` (torch.compile of the
 loop body and of f), ``malloc_probe.py`` (the CPU allocator setting), then ``train_speed.py`` (epochs of DEQ training on the demo's
-dataset), then ``report.py`` writes ``benchmarks/results/README.md``.
+dataset) and ``time_to_accuracy.py`` (time to a test accuracy against TorchDEQ, on digits), then ``report.py`` writes ``benchmarks/results/README.md``.
 The thread count is ``OMP_NUM_THREADS`` (default 2) for every process.
 """
 
@@ -63,6 +63,8 @@ def main() -> None:
     if not args.skip_train:
         # Epochs vary by up to 50% between repetitions on a shared machine: 3 repetitions, not 2.
         run(["train_speed.py", "--reps", str(min(args.reps, 3))], env)
+        # Time to accuracy against TorchDEQ (needs the bench extra): every recipe in its own process.
+        run(["time_to_accuracy.py", "--dataset", "digits", "--reps", str(min(args.reps, 3))], env)
     run(["report.py"], env)
 
 

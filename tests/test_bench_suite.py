@@ -116,3 +116,24 @@ def _has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_the_report_states_time_to_accuracy_ratios_per_repetition():
+    import report
+
+    def epochs(*times_acc):
+        return [{"train_time_s": t, "test_accuracy": a} for t, a in times_acc]
+
+    def entry(lib, reps):
+        return {"library": lib, "per_rep": reps, "reached_target": 2, "runs": 2,
+                "time_to_target_s": {"median": 0, "min": 0, "max": 0}, "final_test_accuracy": {"median": 0.93}}
+
+    results = {"torchdeq default": entry("torchdeq", [epochs((4, 0.8), (8, 0.91)), epochs((5, 0.8), (10, 0.92))]),
+               "standard": entry("andersonn", [epochs((3, 0.9)), epochs((6, 0.9))]),
+               "accelerated": entry("andersonn", [epochs((1, 0.85), (2, 0.95)), epochs((1, 0.95))])}
+    d = {"target": 0.9, "dataset": "digits", "epochs": 2, "batch_size": 100, "lr": 1e-3, "tol": 1e-3, "max_iter": 30,
+         "reps": 2, "best_andersonn_recipe": "accelerated",
+         "recipes": {k: {"library": v["library"]} for k, v in results.items()}, "results": results}
+    row = next(line for line in report.time_to_accuracy_section(d) if line.startswith("| accelerated |"))
+    # vs TorchDEQ default: 8/2 and 10/1 -> upper median 10, range 4-10; vs standard: 3/2 and 6/1
+    assert "| 10.00x (4.00-10.00) | 6.00x (1.50-6.00) |" in row, row

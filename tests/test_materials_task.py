@@ -328,3 +328,37 @@ def test_the_size_option_reaches_the_loader_from_the_cli_and_is_checked(monkeypa
     for mode in ("balanced", "full"):  # -3 drew every structure (balanced) or a broken draw (full)
         with pytest.raises(DatasetError, match=r"alms-pores: max_structures must be >= 0 \(0: every structure\), got -3"):
             load_dataset("alms-pores", max_structures=-3, mode=mode)
+
+
+def test_train_and_compare_take_the_pores_size_from_the_command_line(fake_coremof, tmp_path):
+    """`--dataset-option max_structures=N` sets alms-pores' size in `train` and in `compare`, and the runs
+    really use N structures (the fake table has 40; a corrupt, a disordered and a missing one fail)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from andersonn.cli import app
+
+    _, root = fake_coremof
+    root.mkdir(parents=True, exist_ok=True)
+    small = ["--dataset", "alms-pores", "--data-dir", str(root), "--image-size", "8",
+             "--dataset-option", "max_structures=12", "--dataset-option", "scheduler=synchronous",
+             "--epochs", "1", "--batch-size", "4", "--max-iter", "3", "--backward-max-iter", "3", "--device", "cpu"]
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--out", str(run), "--channels", "8", "--inner-channels", "8", *small])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "config.json").read_text())["config"]["dataset_options"]
+    assert saved["max_structures"] == 12 and saved["image_size"] == 8
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["train_size"] + summary["test_size"] <= 12
+    study = tmp_path / "study"
+    result = runner.invoke(app, ["compare", "--out", str(study), *small])
+    assert result.exit_code == 0, result.output
+    used = json.loads((study / "results.json").read_text())
+    assert used["config"]["dataset_options"]["max_structures"] == 12
+    assert used["dataset_summary"]["train"] + used["dataset_summary"]["test"] <= 12
+    bad = runner.invoke(app, ["compare", "--out", str(tmp_path / "bad"), *small[:6], "--dataset-option",
+                              "max_structures=-3"])
+    err = bad.stderr if bad.stderr_bytes else bad.output
+    assert bad.exit_code == 2 and "Traceback" not in err and "max_structures must be >= 0" in err, err

@@ -1,7 +1,9 @@
 """The study: results table schema, report files, residual and m analyses."""
 
 import json
+import os
 
+import pytest
 import torch
 
 from andersonn.models import ImplicitConvBlock
@@ -15,11 +17,19 @@ TINY = dict(dataset="digits", dataset_options={"image_size": 8}, max_train=100, 
 
 
 def test_compare_writes_report_with_schema(tmp_path):
-    results = compare(TrainConfig(**TINY), tmp_path, progress=False)
-    x = torch.randn(4, 16, 8, 8)
-    rows = residual_study(ImplicitConvBlock(16, 16), x, ms=(2, 5), max_iter=15)
-    trained = m_tradeoff(tmp_path / "accelerated", load_dataset("digits", image_size=8), ms=(2, 5), max_test=50)
-    report = write_report(tmp_path, results, rows, rows, trained)
+    old_umask = os.umask(0o027)  # every artefact follows the umask (mkstemp and safetensors alone give 0600)
+    try:
+        results = compare(TrainConfig(**TINY), tmp_path, progress=False)
+        x = torch.randn(4, 16, 8, 8)
+        rows = residual_study(ImplicitConvBlock(16, 16), x, ms=(2, 5), max_iter=15)
+        trained = m_tradeoff(tmp_path / "accelerated", load_dataset("digits", image_size=8), ms=(2, 5), max_test=50)
+        report = write_report(tmp_path, results, rows, rows, trained)
+    finally:
+        os.umask(old_umask)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"report.md", "report.html", "results.json", "model.safetensors", "config.json"} <= {p.name for p in written}
+    assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in written
+            if p.stat().st_mode & 0o777 != 0o640} == {}
 
     data = json.loads((tmp_path / "results.json").read_text())
     assert {"dataset", "standard", "accelerated", "speedup_train", "speedup_inference", "compute_saved"} <= set(data)
@@ -33,6 +43,8 @@ def test_compare_writes_report_with_schema(tmp_path):
                  "accuracy_vs_epoch.png", "residuals.png", "m_tradeoff.png", "speedup.png", "m_tradeoff_trained.csv"):
         assert (tmp_path / name).is_file() and (tmp_path / name).stat().st_size > 0, name
     md = report.read_text()
+    # the sizes the runs used (--max-train 100 / --max-test 50), not the dataset's 1437 / 360
+    assert "Dataset: 100 training / 50 test images" in md
     assert "| Number of parameters |" in md and "![Residual vs iteration](residuals.png)" in md
     assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
     epochs = (tmp_path / "epochs.csv").read_text().splitlines()
@@ -68,6 +80,59 @@ def test_compare_resume_refuses_finished_runs_made_with_other_settings(tmp_path)
     assert [len(longer["history"][k]) for k in ("standard", "accelerated")] == [2, 2]
     assert longer["history"]["standard"][0] == first["history"]["standard"][0]
     assert json.loads((tmp_path / "standard" / "summary.json").read_text())["extended_from_epochs"] == 1
+
+
+def test_compare_resume_refuses_finished_runs_of_another_dataset(tmp_path, monkeypatch):
+    from andersonn.data import ImageDataset, registry
+    from andersonn.train import ConfigError
+
+    def other(data_dir=None, image_size: int = 8):  # same shapes and classes as digits: only the name differs
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(120, 1, image_size, image_size, generator=g)
+        y = torch.arange(120) % 10
+        return ImageDataset("test-other", x[:100], y[:100], x[100:], y[100:], [str(i) for i in range(10)])
+
+    monkeypatch.setitem(registry._REGISTRY, "test-other", (other, "random images, digits' shapes"))
+    first = compare(TrainConfig(**(TINY | {"epochs": 1})), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match=r"finished run with other settings: --dataset digits \(saved\) vs "
+                                          r"test-other \(asked\)"):
+        compare(TrainConfig(**(TINY | {"epochs": 1, "dataset": "test-other"})), tmp_path, resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"--image-size 8 \(saved\) vs 12 \(asked\)"):
+        compare(TrainConfig(**(TINY | {"epochs": 1, "dataset_options": {"image_size": 12}})), tmp_path, resume=True,
+                progress=False)
+    # nothing was overwritten by the refused resumes
+    assert json.loads((tmp_path / "results.json").read_text())["dataset"] == "digits"
+    saved = json.loads((tmp_path / "standard" / "summary.json").read_text())
+    assert {k: saved[k] for k in first["standard"]} == first["standard"]
+
+
+@pytest.mark.slow
+def test_demo_resumes_reuses_and_extends_with_the_epochs_it_reports(tmp_path, capsys):
+    from andersonn.study.demo import run_demo
+    from andersonn.train import ConfigError
+
+    out = tmp_path / "demo"
+    run_demo(out, dataset="digits", epochs=1, max_train=100, max_test=50, progress=False)
+    one = json.loads((out / "results.json").read_text())
+    assert one["config"]["epochs"] == 1 and one["dataset_summary"]["train"] == 100
+    model_bytes = (out / "accelerated" / "model.safetensors").read_bytes()
+    # the same demo again (resume is the default): reused, nothing retrained
+    run_demo(out, dataset="digits", epochs=1, max_train=100, max_test=50, progress=False)
+    assert (out / "accelerated" / "model.safetensors").read_bytes() == model_bytes
+    assert json.loads((out / "results.json").read_text())["accelerated"] == one["accelerated"]
+    # two epochs after one: both runs are extended and the report's numbers are the 2-epoch ones
+    run_demo(out, dataset="digits", epochs=2, max_train=100, max_test=50, progress=False)
+    two = json.loads((out / "results.json").read_text())
+    assert two["config"]["epochs"] == 2
+    for label in ("standard", "accelerated"):
+        metrics = json.loads((out / label / "metrics.json").read_text())
+        assert [r["epoch"] for r in metrics] == [1, 2]
+        assert json.loads((out / label / "summary.json").read_text())["extended_from_epochs"] == 1
+    assert (out / "accelerated" / "model.safetensors").read_bytes() != model_bytes
+    assert "Dataset: 100 training / 50 test images" in (out / "report.md").read_text()
+    # other settings on the same folder are refused, naming them
+    with pytest.raises(ConfigError, match=r"--max-train 100 \(saved\) vs 80 \(asked\)"):
+        run_demo(out, dataset="digits", epochs=2, max_train=80, max_test=50, progress=False)
 
 
 def _fake_history(epochs, same=True):

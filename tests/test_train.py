@@ -439,3 +439,11 @@ def test_channel_sum_readout_gets_its_own_learning_rate_and_the_scale_needs_the_
                        (dict(channel_sums=True, channel_sums_lr_scale=float("nan")), "> 0")):
         with pytest.raises(ConfigError, match=match):
             tiny(tmp_path, "bad", **bad).validate()
+
+
+def test_a_width_the_layer_cannot_group_is_refused_by_the_config():
+    from andersonn.train import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--inner-channels must be a positive multiple of 8 .*got 12"):
+        TrainConfig(inner_channels=12).validate()
+    TrainConfig(channels=8, inner_channels=16).validate()

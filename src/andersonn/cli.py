@@ -292,14 +292,15 @@ def compare(
     backward_compact: BCompact = True, bn_recalibrate: BnRecal = 5, epochs: Epochs = 10,
     batch_size: BatchSize = 100, lr: Lr = 1e-3, lr_min: LrMin = 1e-6, seed: Seed = 0,
     max_train: MaxTrain = None, max_test: MaxTest = None, augment: Augment = False, resume: Resume = False,
-    device: Device = "auto",
+    device: Device = "auto", dataset_option: DatasetOption = None,
 ) -> None:
     """Standard (forward iteration) vs accelerated (Anderson) training: the poster's results table."""
     _output(out, "--out", "folder")
     from .study import compare as run_compare, write_report
     from .train.distributed import resolve_device
 
-    cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, m=m, lam=lam, beta=beta, tol=tol,
+    cfg = _guard(_config, dataset=dataset, data_dir=data_dir, image_size=image_size, dataset_option=dataset_option,
+                  m=m, lam=lam, beta=beta, tol=tol,
                   max_iter=max_iter, backward=backward, backward_tol=backward_tol, backward_max_iter=backward_max_iter,
                   backward_compact=backward_compact, bn_recalibrate=bn_recalibrate, epochs=epochs,
                   batch_size=batch_size, lr=lr, lr_min=lr_min, seed=seed, max_train=max_train, max_test=max_test,
