@@ -72,16 +72,13 @@ def time_to_accuracy_section(d: dict) -> list[str]:
     """The table of ``time_to_accuracy.py``: each recipe's training time to the target test accuracy, and its
     ratios against TorchDEQ's default recipe and against this project's standard (forward + IFT), one ratio
     per repetition (the same repetition's runs), as median and range."""
-    from time_to_accuracy import time_to
+    from time_to_accuracy import speedup_per_rep
 
     target, res = d["target"], d["results"]
 
-    def per_rep(recipe):
-        return [time_to(epochs, target) for epochs in res[recipe]["per_rep"]] if recipe in res else []
-
     def ratio(base, recipe):
-        pairs = [b / t for b, t in zip(per_rep(base), per_rep(recipe)) if b is not None and t is not None]
-        return f"{sorted(pairs)[len(pairs) // 2]:.2f}x ({min(pairs):.2f}-{max(pairs):.2f})" if pairs else "–"
+        sp = speedup_per_rep(res[base]["per_rep"], res[recipe]["per_rep"], target) if base in res else None
+        return f"{sp['median']:.2f}x ({sp['min']:.2f}-{sp['max']:.2f})" if sp else "–"
 
     lines = [f"## Time to {target:.0%} test accuracy ({d['dataset']}), against TorchDEQ 0.1.0", "",
              f"The poster's classifier, the same initial weights, data order, Adam and cosine schedule for every "
@@ -89,7 +86,7 @@ def time_to_accuracy_section(d: dict) -> list[str]:
              f"(relative), max_iter {d['max_iter']}; {d['reps']} repetitions, each (recipe, repetition) in its own "
              "process, the recipes in a rotated order. Time is training time to the first epoch whose test "
              "accuracy reaches the target. Ratios: the other recipe's time over this one's, per repetition; "
-             "median (range; the upper median for an even count).", "",
+             "median (range).", "",
              "| recipe | library | reached | time to target s, median (range) | vs TorchDEQ default "
              "| vs standard | final test accuracy |", "|---|---|---|---|---|---|---|"]
     for recipe, r in res.items():

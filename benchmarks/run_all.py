@@ -64,7 +64,7 @@ def main() -> None:
         # Epochs vary by up to 50% between repetitions on a shared machine: 3 repetitions, not 2.
         run(["train_speed.py", "--reps", str(min(args.reps, 3))], env)
         # Time to accuracy against TorchDEQ (needs the bench extra): every recipe in its own process.
-        run(["time_to_accuracy.py", "--dataset", "digits", "--reps", str(min(args.reps, 3))], env)
+        run(["time_to_accuracy.py", "--dataset", "digits", "--epochs", "6", "--reps", str(min(args.reps, 3))], env)
     run(["report.py"], env)
 
 

@@ -133,6 +133,13 @@ def time_to(rows: list[dict], target: float) -> float | None:
     return next((r["train_time_s"] for r in rows if r["test_accuracy"] >= target), None)
 
 
+def speedup_per_rep(base_reps: list[list[dict]], reps: list[list[dict]], target: float) -> dict | None:
+    """Time to ``target`` of the base recipe over this recipe's, one ratio per repetition (the lists hold each
+    repetition's per-epoch rows, in repetition order), as median and range; None when no pair reached it."""
+    pairs = [(time_to(b, target), time_to(r, target)) for b, r in zip(base_reps, reps)]
+    return _spread([b / t for b, t in pairs if b is not None and t is not None])
+
+
 def _spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)} if values else None
 
@@ -187,9 +194,8 @@ def main() -> None:
             "per_rep": [r["epochs"] for r in rs],
         }
         if BASELINE in runs and recipe != BASELINE:
-            base = [time_to(r["epochs"], target) for r in runs[BASELINE]]
-            ratios = [b / t for b, t in zip(base, times) if b is not None and t is not None]
-            summary[recipe]["speedup_to_target_vs_torchdeq_default"] = _spread(ratios)
+            summary[recipe]["speedup_to_target_vs_torchdeq_default"] = speedup_per_rep(
+                [r["epochs"] for r in runs[BASELINE]], [r["epochs"] for r in rs], target)
     ours = {r: s for r, s in summary.items() if RECIPES[r][0] == "andersonn" and s["time_to_target_s"]
             and s["reached_target"] == s["runs"]}
     best = min(ours, key=lambda r: ours[r]["time_to_target_s"]["median"]) if ours else None

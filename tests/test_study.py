@@ -107,7 +107,7 @@ def test_compare_resume_refuses_finished_runs_of_another_dataset(tmp_path, monke
 
 
 @pytest.mark.slow
-def test_demo_resumes_reuses_and_extends_with_the_epochs_it_reports(tmp_path, capsys):
+def test_demo_resumes_reuses_and_extends_with_the_epochs_it_reports(tmp_path):
     from andersonn.study.demo import run_demo
     from andersonn.train import ConfigError
 

@@ -12,6 +12,7 @@ __all__ = ["ImplicitConvBlock"]
 #: GroupNorm groups of the poster's layer: both widths must be multiples of it.
 NORM_GROUPS = 8
 
+
 class ImplicitConvBlock(nn.Module):
     """f(z, x) = norm(ReLU(z + norm(x + W2 * norm(ReLU(W1 * z))))).
 
