@@ -367,6 +367,34 @@ main()
 """
 
 
+def test_peer_failure_keeps_the_launchers_sigterm_from_cutting_off_the_error():
+    """torchrun's SIGTERM follows a collective's failure within milliseconds: once a peer has failed it is
+    ignored, so the rank lives to print its line; a run that ends normally gets its old handler back."""
+    import signal
+
+    from andersonn.train import TrainingError
+    from andersonn.train import distributed as D
+
+    two = D.DistInfo(rank=0, world_size=2)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with D.peer_failures_raise(TrainingError, two):
+            assert signal.getsignal(signal.SIGTERM) not in (before, signal.SIG_IGN)
+        assert signal.getsignal(signal.SIGTERM) == before
+        with pytest.raises(TrainingError, match="a peer has probably stopped"):
+            with D.peer_failures_raise(TrainingError, two):
+                raise RuntimeError("[gloo/transport/tcp/pair.cc:537] Read error: Connection reset by peer")
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)  # ignored: this test goes on
+        signal.signal(signal.SIGTERM, before)
+        with pytest.raises(ValueError):  # not a peer's failure: passed through, handler restored
+            with D.peer_failures_raise(TrainingError, two):
+                raise ValueError("a bug of this rank")
+        assert signal.getsignal(signal.SIGTERM) == before
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @pytest.mark.slow
 def test_ddp_run_whose_rank_dies_says_so_and_resumes_from_its_last_checkpoint(tmp_path):
     """Two ranks; rank 1 is killed mid-epoch. The surviving rank stops with one line naming the cause

@@ -68,7 +68,9 @@ def peer_failures_raise(error: Callable[[str], Exception], info: DistInfo) -> It
     When one rank dies, torchrun sends SIGTERM to the others (and SIGKILL after a grace period),
     so a survivor would vanish without saying why or what to do; a collective may instead fail
     first with a backend error. Both become ``error(cause)`` (the CLI prints it as one line).
-    Nothing changes for a single process, or off the main thread (signal handlers live there).
+    After a collective's failure SIGTERM stays ignored, so that the launcher's signal cannot cut
+    the error off before it is reported. Nothing changes for a single process, or off the main
+    thread (signal handlers live there).
     """
     if not info.enabled or threading.current_thread() is not threading.main_thread():
         yield
@@ -78,6 +80,7 @@ def peer_failures_raise(error: Callable[[str], Exception], info: DistInfo) -> It
         raise error("stopped by the launcher (SIGTERM): another rank failed, or the job was cancelled")
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
+    peer_failed = False
     try:
         yield
     except RuntimeError as exc:
@@ -85,10 +88,14 @@ def peer_failures_raise(error: Callable[[str], Exception], info: DistInfo) -> It
         text = str(exc)
         if not isinstance(exc, dist.DistError) and not any(tag in text for tag in _BACKEND_TAGS):
             raise
+        peer_failed = True
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise error(f"a collective with the other ranks failed ({first[:200]}): a peer has probably stopped") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # The launcher's SIGTERM usually follows a collective's failure within milliseconds; under the
+        # default handler it would kill this rank before the error is printed. Ignore it: the process is
+        # on its way out with the error, and the launcher's SIGKILL after its grace period still stops a hang.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if peer_failed else previous)
 
 
 def teardown(info: DistInfo) -> None:
