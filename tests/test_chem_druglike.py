@@ -156,3 +156,32 @@ def test_screen_structure_images_the_screens_conformer_with_its_xtb_dipole_and_s
     np.testing.assert_array_equal(s["x_test"][:, keep], a["x_test_screen"])
     with pytest.raises(ValueError, match="unknown structure"):
         load_druglike_images(tmp_path, rows=rows, structure="dft")
+
+
+def test_screen_mmff_images_the_screens_conformer_without_xtb_and_lowest_ff_labels_that_conformer(tmp_path):
+    """The well-posed screen task: image and label both belong to the lowest-MMFF94 conformer a screen builds,
+    and the image needs no xTB (a screen with such a model runs none)."""
+    row = {"smiles": FLEXIBLE, "name": "flex", **compute_label({"smiles": FLEXIBLE})}
+    rec = druglike_image_record(row, size=16, structure="screen_mmff")
+    assert rec["image"] is rec["screen_image"] and not rec["same_conformer"]
+    screen = geometry_images([{"name": "flex", "smiles": FLEXIBLE}], 16, channels=list(DRUGLIKE_CHANNELS))[0]
+    np.testing.assert_array_equal(rec["image"], screen)
+    np.testing.assert_array_equal(rec["image"], druglike_image_record(row, size=16)["screen_image"])
+
+    rows = _rows()[:12]
+    rows[5] = {**rows[5], "dipole_lowest_ff_debye": None}  # a molecule without this mode's label
+    a = load_druglike_images(tmp_path, rows=rows, size=16, scheduler="synchronous", progress=False)
+    s = load_druglike_images(tmp_path, rows=rows, size=16, structure="screen_mmff", label_mode="lowest_ff",
+                             scheduler="synchronous", progress=False)
+    m = s["meta"]
+    assert m["structure"] == "screen_mmff" and m["channels"] == list(DRUGLIKE_CHANNELS) and "lowest-MMFF94" in m["label"]
+    assert {"name": "m5", "smiles": rows[5]["smiles"], "reason": "no lowest_ff label"} in m["failed"]
+    by_name = {r["name"]: r for r in rows}
+    for split in ("train", "val", "test"):
+        names = m["references"][split]["name"]
+        # the split of every other molecule is the lowest mode's
+        assert names == [n for n in a["meta"]["references"][split]["name"] if n != "m5"], split
+        assert s[f"y_{split}"].tolist() == [int(by_name[n]["dipole_lowest_ff_debye"] >= 3.0) for n in names]
+    keep = [n != "m5" for n in a["meta"]["references"]["test"]["name"]]
+    np.testing.assert_array_equal(s["x_test"], a["x_test_screen"][keep])
+    assert np.array_equal(s["x_test_screen"], s["x_test"])

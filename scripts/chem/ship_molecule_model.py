@@ -58,6 +58,13 @@ SCREEN_STRUCTURE = {
                              "conformer's dipole",
     "scored_at": "screen_conformer",
 }
+#: alms-druglike trained on the screen's conformer without xTB channels and labelled by that conformer's xTB
+#: dipole (--dataset-option structure=screen_mmff --dataset-option label_mode=lowest_ff): what differs.
+SCREEN_MMFF_STRUCTURE = {
+    "structure_at_training": "the conformer a screen builds (lowest MMFF94 energy of the 10), MMFF94 and Gasteiger "
+                             "charges only; the label is that same conformer's GFN2-xTB dipole",
+    "scored_at": "screen_conformer",
+}
 
 
 def main() -> None:
@@ -82,8 +89,9 @@ def main() -> None:
     if dataset not in TASK_CARDS:
         sys.exit(f"error: {args.run} was trained on {dataset!r}; this script ships {', '.join(TASK_CARDS)} models")
     task = dict(TASK_CARDS[dataset])
-    if config["dataset_meta"].get("structure") == "screen":
-        task.update(SCREEN_STRUCTURE)
+    structure = config["dataset_meta"].get("structure")
+    if structure in ("screen", "screen_mmff"):
+        task.update(SCREEN_STRUCTURE if structure == "screen" else SCREEN_MMFF_STRUCTURE)
     trained_as_screened = task["scored_at"] == "screen_conformer"
     dest = args.dest if args.dest is not None else MODELS / dataset
     if dest.resolve() == args.run.resolve() or dest.resolve() in args.run.resolve().parents:
@@ -136,7 +144,7 @@ def main() -> None:
             f"Screen mode images an MMFF94 conformer, not {task['structure_at_training']}: its accuracy is the "
             "*_screen_mode figure."]) + ([
             "A screen runs one GFN2-xTB single point a molecule (its charges and dipole are image channels)."]
-            if trained_as_screened else []) + ([] if finished else [
+            if structure == "screen" else []) + ([] if finished else [
             f"Interim model: training stopped after {summary.get('epochs_done')} of {config['config']['epochs']} "
             "planned epochs (it continues in a later session); its accuracies are on the validation split, "
             "the test split is kept untouched for the finished model."]),

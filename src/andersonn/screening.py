@@ -176,8 +176,9 @@ def _molecule_screen_options(predict: Callable[[torch.Tensor], torch.Tensor], me
             label_mode = (f"QM9 DFT dipole >= {threshold} D (model trained at DFT geometries; "
                           "image from an MMFF conformer)")
         else:
-            trained_at = ("the lowest-MMFF conformer with GFN2-xTB charges, as screened"
-                          if dmeta.get("structure") == "screen" else "the labelled conformer")
+            trained_at = {"screen": "the lowest-MMFF conformer with GFN2-xTB charges, as screened",
+                          "screen_mmff": "the lowest-MMFF conformer, as screened, no xTB in the image",
+                          }.get(dmeta.get("structure"), "the labelled conformer")
             label_mode = (f"GFN2-xTB dipole ({dmeta.get('label_mode', 'lowest')} label mode) >= {threshold} D "
                           f"(model trained at {trained_at}; image from the lowest-MMFF conformer)")
     else:

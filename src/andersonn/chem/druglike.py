@@ -12,6 +12,8 @@ Label modes (``label_mode``):
   label and image belong to one structure.
 * ``"boltzmann"``: the Boltzmann root-mean-square dipole over the conformers at 298 K, a property of
   the ensemble; the image is the same lowest-energy conformer, its most populated member.
+* ``"lowest_ff"``: the xTB dipole of the lowest-MMFF94-energy conformer, the structure a screen builds
+  (with ``structure="screen_mmff"`` label and image belong to that one structure, and a screen runs no xTB).
 
 Which structure is imaged (``structure``):
 
@@ -28,6 +30,9 @@ Which structure is imaged (``structure``):
   (or Boltzmann-) conformer dipole, so the model learns what the screen's conformer and its xTB dipole say
   about the conformer search a screen does not run; training and screening images are built the same way.
   ``x_<split>_screen`` is then ``x_<split>`` itself.
+* ``"screen_mmff"``: the screen's lowest-MMFF94-energy conformer with the channels of ``"label"`` (MMFF94
+  and Gasteiger charges, no GFN2-xTB): with ``label_mode="lowest_ff"`` the DEQ stands in for the xTB single
+  point, as on QM9 it stands in for DFT at a given geometry.
 
 The physics references beside every split say what the conformer choice costs: the xTB dipole of the
 screen's conformer, and the MMFF94 point-charge dipole at both conformers.
@@ -74,9 +79,15 @@ DRUGLIKE_SCREEN_CHANNELS: tuple[str, ...] = tuple(GEOMETRY_CHANNELS)
 #: structure -> (what is imaged, its channels)
 STRUCTURES = {"label": ("the labelled (lowest-xTB-energy) conformer, no GFN2-xTB channels", DRUGLIKE_CHANNELS),
               "screen": ("the screen's lowest-MMFF94-energy conformer, GFN2-xTB channels of that conformer included",
-                         DRUGLIKE_SCREEN_CHANNELS)}
+                         DRUGLIKE_SCREEN_CHANNELS),
+              "screen_mmff": ("the screen's lowest-MMFF94-energy conformer, no GFN2-xTB channels", DRUGLIKE_CHANNELS)}
 #: label mode -> the label file's column
-LABEL_MODES = {"lowest": "dipole_lowest_debye", "boltzmann": "dipole_debye"}
+LABEL_MODES = {"lowest": "dipole_lowest_debye", "boltzmann": "dipole_debye", "lowest_ff": "dipole_lowest_ff_debye"}
+#: label mode -> what the label is
+LABEL_DESCRIPTIONS = {
+    "lowest": "GFN2-xTB dipole of the lowest-xTB-energy of 10 MMFF94-relaxed ETKDGv3 conformers",
+    "boltzmann": "GFN2-xTB Boltzmann RMS dipole over 10 MMFF94-relaxed ETKDGv3 conformers (298 K)",
+    "lowest_ff": "GFN2-xTB dipole of the lowest-MMFF94-energy of 10 MMFF94-relaxed ETKDGv3 conformers"}
 CHUNK = 100
 _FIELDS = ("row", "n_rows", "same_conformer", "mmff_dipole_label", "mmff_dipole_screen")
 
@@ -130,7 +141,7 @@ def druglike_image_record(row: dict[str, Any], size: int = DRUGLIKE_IMAGE_SIZE, 
         mol3d = conformer_structure(molh, k, ff)
         return structure_to_image(mol3d, size, name=name, charge_models=models)[keep], point_charge_dipole(mol3d)
 
-    if structure == "screen":
+    if structure != "label":
         screen_image, mu_screen = image_and_dipole(k_screen)
         image = screen_image
         mu_label = mu_screen if k_screen == k_label else point_charge_dipole(conformer_structure(molh, k_label, ff))
@@ -159,8 +170,8 @@ def _build_chunk(item: dict[str, Any]) -> dict[str, Any]:
         fields.append([k, rec["n_rows"], float(rec["same_conformer"]), rec["mmff_dipole_label"], rec["mmff_dipole_screen"]])
     rows_n = [int(f[1]) for f in fields]
     path = Path(item["path"])
-    # a "screen" chunk's two images are one: stored once
-    screen_crops = {} if item["structure"] == "screen" else {"screen_crops": pack_crops(screen, rows_n)}
+    # a chunk of a screen structure has one image per molecule: stored once
+    screen_crops = {} if item["structure"] != "label" else {"screen_crops": pack_crops(screen, rows_n)}
     save_npz(path, crops=pack_crops(images, rows_n), **screen_crops,
              fields=np.asarray(fields, dtype=np.float64).reshape(-1, len(_FIELDS)))
     return {"path": path.name, "n": len(fields), "failed": failed, "seconds": round(time.perf_counter() - t0, 2)}
@@ -237,7 +248,8 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
     ``y_val``, ``x_test``, ``y_test``, the screen-mode images ``x_val_screen`` and ``x_test_screen``,
     ``class_names`` and ``meta`` (counts, failures with reasons, per-split references, build time).
     ``structure`` (see :data:`STRUCTURES`): ``"label"`` images the labelled conformer, ``"screen"`` the
-    screen's, with GFN2-xTB channels; the split is the same for both.
+    screen's with GFN2-xTB channels, ``"screen_mmff"`` the screen's without them; the split is the same
+    for all (and for every label mode).
     """
     import random
 
@@ -281,9 +293,16 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
     fits = f[:, 1] <= size
     skipped_size = int((~fits).sum())
     x, f = x[fits][:, :, :size, :size], f[fits]
-    x_screen = x if structure == "screen" else x_screen[fits][:, :, :size, :size]
+    x_screen = x if structure != "label" else x_screen[fits][:, :, :size, :size]
     mols = [usable[int(k)] for k in f[:, 0]]
-    dip = {mode: np.array([float(m[col]) for m in mols]) for mode, col in LABEL_MODES.items()}
+    # a molecule without this mode's label (lowest_ff needs a force field) is listed as failed
+    has = np.array([m.get(LABEL_MODES[label_mode]) is not None for m in mols], dtype=bool)
+    failed.extend({"name": m.get("name"), "smiles": m["smiles"], "reason": f"no {label_mode} label"}
+                  for m, ok in zip(mols, has) if not ok)
+    x, x_screen, f = x[has], x_screen[has], f[has]
+    mols = [m for m, ok in zip(mols, has) if ok]
+    dip = {mode: np.array([np.nan if m.get(col) is None else float(m[col]) for m in mols])
+           for mode, col in LABEL_MODES.items()}
     y = (dip[label_mode] >= threshold).astype(np.int64)
     covid = np.array([m.get("source") == "covid" for m in mols], dtype=bool)
     # The split is drawn over every labelled molecule asked for, imaged or not, so that a molecule keeps its
@@ -306,8 +325,7 @@ def load_druglike_images(cache_dir: str | Path | None = None, *, rows: Sequence[
         "task": "alms-druglike", "threshold_debye": threshold, "class_names": list(CLASS_NAMES), "image_size": size,
         "hydrogens": "folded", "channels": list(channels), "image_version": GEOMETRY_IMAGE_VERSION,
         "label_mode": label_mode, "structure": structure, "structure_imaged": STRUCTURES[structure][0],
-        "label": {"lowest": "GFN2-xTB dipole of the lowest-xTB-energy of 10 MMFF94-relaxed ETKDGv3 conformers",
-                  "boltzmann": "GFN2-xTB Boltzmann RMS dipole over 10 MMFF94-relaxed ETKDGv3 conformers (298 K)"}[label_mode],
+        "label": LABEL_DESCRIPTIONS[label_mode],
         "structure_when_screening": "lowest-MMFF94-energy of the same 10 conformers (x_*_screen)",
         "labels_file": labels_csv.name if rows is None else "rows given by the caller",
         "counts": {"train": len(tr), "val": len(va), "test": len(te), "covid_in_test": int(covid.sum()),

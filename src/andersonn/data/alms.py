@@ -115,16 +115,17 @@ def load_alms_qm9(data_dir: Path | None = None, image_size: int = 9, max_molecul
     return _to_dataset("alms-qm9", data)
 
 
-@register_dataset("alms-druglike", "drug-like molecules (COVID-19 drugs, ChEMBL approved drugs, RDKit NCI/WEHI) dipole >= 3 D; label_mode=lowest|boltzmann; structure=label (the labelled conformer, no xTB channels) | screen (the screen's lowest-MMFF conformer with its GFN2-xTB channels); train/val/test 80/10/10, COVID-19 drugs in test")
+@register_dataset("alms-druglike", "drug-like molecules (COVID-19 drugs, ChEMBL approved drugs, RDKit NCI/WEHI) dipole >= 3 D; label_mode=lowest|boltzmann|lowest_ff (xTB dipole of the lowest-MMFF conformer); structure=label (the labelled conformer, no xTB channels) | screen (the screen's lowest-MMFF conformer with its GFN2-xTB channels) | screen_mmff (that conformer, no xTB channels); train/val/test 80/10/10, COVID-19 drugs in test")
 def load_alms_druglike(data_dir: Path | None = None, image_size: int = 32, max_molecules: int | None = None,
                        seed: int = 0, threshold: float | None = None, label_mode: str = "lowest",
                        structure: str = "label", scheduler: str | None = None) -> ImageDataset:
     """Drug-like molecules by GFN2-xTB dipole (see :mod:`andersonn.chem.druglike`); ``data_dir`` is the cache.
 
-    ``label_mode``: ``lowest`` (the dipole of the lowest-energy conformer, the one imaged) or
-    ``boltzmann`` (the Boltzmann-averaged dipole). ``structure``: ``label`` images the labelled conformer
-    without xTB channels, ``screen`` the conformer a screen builds (lowest MMFF94 energy) with its GFN2-xTB
-    charges and dipoles, as ``andersonn screen`` will. ``image_size`` rows (at most 32); molecules with more
+    ``label_mode``: ``lowest`` (the dipole of the lowest-energy conformer, the one imaged),
+    ``boltzmann`` (the Boltzmann-averaged dipole) or ``lowest_ff`` (the dipole of the lowest-MMFF94 conformer,
+    the one a screen builds). ``structure``: ``label`` images the labelled conformer without xTB channels,
+    ``screen`` the conformer a screen builds (lowest MMFF94 energy) with its GFN2-xTB charges and dipoles,
+    as ``andersonn screen`` will, ``screen_mmff`` that conformer without xTB channels. ``image_size`` rows (at most 32); molecules with more
     heavy atoms are skipped. The first call images the molecules in parallel; later calls load the cache.
     """
     require_extra("chem", "the alms-druglike dataset", ["rdkit"])
