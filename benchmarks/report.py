@@ -68,6 +68,37 @@ def suite_section(suffix: str, heading: str, intro: str) -> list[str]:
     return lines
 
 
+LOADED_TARGETS = {"tutorial anderson (reference)": 1.3, "torchdeq anderson": 1.5}
+
+
+def loaded_section() -> list[str]:
+    """The poster-layer suites measured idle and with a competing 2-thread process (``--competing-load``): how
+    much faster than the peers this project stays on a busy machine, per repetition, median (range)."""
+    rows = []
+    for name in ("poster_random", "poster_trained"):
+        idle, busy = load(name), load(f"{name}_loaded")
+        if not busy:
+            continue
+        for peer, target in LOADED_TARGETS.items():
+            cells = []
+            for d in (idle, busy):
+                r = d["results"].get(peer) if d else None
+                cells.append(f"{r['wall_ratio']:.2f}x{_spread(r)}" if r else "–")
+            met = "yes" if busy["results"][peer]["wall_ratio"] >= target else "no"
+            rows.append(f"| `{name}` | {peer} | {cells[0]} | {cells[1]} | {target:.1f}x | {met} |")
+    if not rows:
+        return []
+    load_info = next(load(f"{n}_loaded")["competing_load"] for n in ("poster_random", "poster_trained")
+                     if load(f"{n}_loaded"))
+    return ["## The poster's layer on a busy machine (`suite.py PROBLEM --competing-load 2`)", "",
+            f"The same suite with a second process running beside every solve ({load_info.get('what', '')}, "
+            f"{load_info['threads']} threads; it kept {load_info.get('mean_busy_threads', float('nan')):.2f} threads busy "
+            "on average in the poster_random run), started and stopped by the benchmark. Each cell is the peer's wall time "
+            "over `andersonn anderson`'s in the same repetition: median (range) over repetitions; > 1 means this "
+            "project is faster.", "",
+            "| problem | peer | idle | loaded | target (loaded) | met |", "|---|---|---|---|---|---|", *rows, ""]
+
+
 def time_to_accuracy_section(d: dict) -> list[str]:
     """The table of ``time_to_accuracy.py``: each recipe's training time to the target test accuracy, and its
     ratios against TorchDEQ's default recipe and against this project's standard (forward + IFT), one ratio
@@ -125,6 +156,7 @@ def main() -> None:
         "Wall and f times are CUDA-event times (synchronised before each solve, no synchronisation "
         "added inside the loops); *peak live* is the CUDA allocator's peak above the level before the "
         "solve, f's temporaries included; *peak RSS* does not apply. SciPy is CPU-only.")
+    lines += loaded_section()
     lines += suite_section(
         "_tuned", "## The poster's layer with the `andersonn` command's allocator setting (`--tuned-allocator`)",
         "The same suite in a process that calls `andersonn.tune_cpu_allocator()` first (as the "

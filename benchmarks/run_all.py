@@ -5,7 +5,8 @@
 Each problem of ``suite.py`` runs in a fresh interpreter (same f, inputs,
 tolerance and thread count for all solvers inside it), the poster-layer problems
 once more with the ``andersonn`` command's allocator setting for every solver
-(``--tuned-allocator``), then ``speed_changes.py``
+(``--tuned-allocator``) and once beside a competing 2-thread process
+(``--competing-load 2``, a busy machine), then ``speed_changes.py``
 (before/after of the solver speed work), ``ablations.py`` (each change
 switched off alone), ``compile_probe.py`` (torch.compile of the
 loop body and of f), ``malloc_probe.py`` (the CPU allocator setting), then ``train_speed.py`` (epochs of DEQ training on the demo's
@@ -41,6 +42,8 @@ def main() -> None:
     ap.add_argument("--skip-changes", action="store_true")
     ap.add_argument("--skip-tuned", action="store_true",
                     help="skip the poster-layer suite rerun with the andersonn command's allocator setting")
+    ap.add_argument("--skip-loaded", action="store_true",
+                    help="skip the poster-layer suite rerun beside a competing 2-thread process")
     ap.add_argument("--device", default="cpu",
                     help="cuda: run only the solver suite on the GPU (results/PROBLEM_cuda.json), then the report")
     args = ap.parse_args()
@@ -55,6 +58,9 @@ def main() -> None:
     if not args.skip_tuned:  # the poster's layer again, every solver with the command's allocator setting
         for p in [p for p in args.only or PROBLEMS if p.startswith("poster")]:
             run(["suite.py", p, "--reps", str(args.reps), "--tuned-allocator"], env)
+    if not args.skip_loaded:  # the poster's layer with a competing 2-thread process: a busy machine
+        for p in [p for p in args.only or PROBLEMS if p.startswith("poster")]:
+            run(["suite.py", p, "--reps", str(max(args.reps, 4)), "--competing-load", "2"], env)
     if not args.skip_changes:
         run(["speed_changes.py", "--reps", str(min(args.reps, 2))], env)
         run(["ablations.py"], env)  # as many reps as variants, rotated: each in every position once

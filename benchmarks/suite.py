@@ -5,14 +5,17 @@ problem in this process (same f, inputs, tolerance, thread count; repetitions
 interleaved, medians reported) and writes ``benchmarks/results/PROBLEM.json``
 (``PROBLEM_cuda.json`` on a GPU: times from CUDA events after a warm-up
 repetition, peak memory from the CUDA allocator; SciPy is CPU-only and left out).
-``benchmarks/run_all.py`` runs every problem in its own process and writes the
-Markdown table.  Problems: ``poster_random``, ``poster_trained``, ``linear``, ``mixed``.
+``--competing-load 2`` measures the same with a second, 2-thread PyTorch process
+running beside every solve (``PROBLEM_loaded.json``: a busy machine, the load started
+and stopped by the benchmark). ``benchmarks/run_all.py`` runs every problem in its own
+process and writes the Markdown table.  Problems: ``poster_random``, ``poster_trained``, ``linear``, ``mixed``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import threading
@@ -233,6 +236,67 @@ def solvers_for(problem: str, device: str = "cpu") -> dict[str, Callable]:
     return s
 
 
+# ----------------------------------------------------------------------------- competing load
+
+#: What the competing process does: the small, thread-parallel PyTorch work another user's job would
+#: put on the same cores (a 2-thread matmul/activation loop), until it is stopped.
+COMPETITOR = """
+import os, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+parent = int(sys.argv[2])
+a = torch.randn(384, 384)
+print("ready", flush=True)
+while os.getppid() == parent:  # a benchmark killed before it could stop this process leaves no load behind
+    for _ in range(100):
+        a = torch.tanh(a @ a * 1e-2)
+"""
+
+
+class CompetingLoad:
+    """A second PyTorch process on the same cores for the duration of the ``with`` block (none for 0 threads).
+
+    Started and stopped by the benchmark itself, so a loaded measurement needs no manual step; the
+    process's CPU time over the block is reported, which shows the load was really there.
+    """
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.proc = None
+        self.cpu_s = 0.0
+
+    def __enter__(self):
+        if self.threads:
+            import subprocess
+
+            self.proc = subprocess.Popen([sys.executable, "-c", COMPETITOR, str(self.threads), str(os.getpid())],
+                                         stdout=subprocess.PIPE, text=True)
+            if self.proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("the competing load process did not start")
+            self._t0 = time.perf_counter()
+            self._cpu0 = self._cpu()  # its start-up (importing torch) is not load on the solves
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            self.cpu_s = self._cpu() - self._cpu0
+            self.wall_s = time.perf_counter() - self._t0
+            self.proc.kill()
+            self.proc.wait()
+
+    def _cpu(self) -> float:
+        import psutil
+
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
+
+    def describe(self) -> dict:
+        if not self.threads:
+            return {"threads": 0}
+        return {"threads": self.threads, "what": "a second process: torch.tanh(a @ a) on 384x384 float32, in a loop",
+                "cpu_s": round(self.cpu_s, 1), "wall_s": round(self.wall_s, 1),
+                "mean_busy_threads": round(self.cpu_s / max(self.wall_s, 1e-9), 2)}
+
+
 # ----------------------------------------------------------------------------- measurement
 
 
@@ -354,8 +418,15 @@ def main() -> None:
     ap.add_argument("--tuned-allocator", action="store_true",
                     help="apply andersonn.tune_cpu_allocator() (what the andersonn command does) before anything "
                          "runs, for every solver in the process alike; writes results/PROBLEM_tuned.json")
+    ap.add_argument("--competing-load", type=int, default=0, metavar="THREADS",
+                    help="run a second PyTorch process with this many threads beside every solve (a busy machine); "
+                         "writes results/PROBLEM_loaded.json")
     args = ap.parse_args()
     kind = torch.device(args.device).type
+    if args.competing_load < 0:
+        ap.error(f"--competing-load must be >= 0 threads, got {args.competing_load}")
+    if args.competing_load and (kind != "cpu" or args.tuned_allocator):
+        ap.error("--competing-load measures the CPU suite with default settings: not with --device cuda or --tuned-allocator")
     if kind == "cuda" and not torch.cuda.is_available():
         ap.error(f"--device {args.device}: this machine has no CUDA device")
     if args.tuned_allocator:
@@ -363,9 +434,12 @@ def main() -> None:
             ap.error("--tuned-allocator is a CPU (glibc) setting; it does not apply with --device cuda")
         if not andersonn.tune_cpu_allocator():
             ap.error("--tuned-allocator: the C library is not glibc (or ANDERSONN_TUNE_MALLOC=0): nothing to tune")
-    payload = measure(args.problem, args.reps, args.device)
+    with CompetingLoad(args.competing_load) as load:
+        payload = measure(args.problem, args.reps, args.device)
+    payload["competing_load"] = load.describe()
     payload["allocator"] = "tuned (andersonn.tune_cpu_allocator)" if args.tuned_allocator else "glibc defaults"
-    suffix = "_tuned" if args.tuned_allocator else ("" if kind == "cpu" else f"_{kind}")
+    suffix = ("_tuned" if args.tuned_allocator else "_loaded" if args.competing_load
+              else ("" if kind == "cpu" else f"_{kind}"))
     path = save(args.problem + suffix, payload)
     for k, r in payload["results"].items():
         print(f"{args.problem:15s} {k:38s} wall {r['wall_s']:7.3f}s x{r['wall_ratio']:5.2f} nfe {r['mean_nfe']:6.1f} "

@@ -137,3 +137,39 @@ def test_the_report_states_time_to_accuracy_ratios_per_repetition():
     row = next(line for line in report.time_to_accuracy_section(d) if line.startswith("| accelerated |"))
     # vs TorchDEQ default: 8/2 and 10/1 -> median 7, range 4-10; vs standard: 3/2 and 6/1
     assert "| 7.00x (4.00-10.00) | 3.75x (1.50-6.00) |" in row, row
+
+
+def test_competing_load_runs_a_busy_process_for_the_block_and_stops_it():
+    import time
+
+    with suite.CompetingLoad(1) as load:
+        deadline = time.monotonic() + 60  # on a loaded machine the load itself may wait for a core
+        while load._cpu() - load._cpu0 < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pid = load.proc.pid
+        assert load.proc.poll() is None
+    assert load.proc.poll() is not None  # stopped with the block
+    info = load.describe()
+    assert info["threads"] == 1 and info["cpu_s"] >= 0.2 and 0.0 < info["mean_busy_threads"] <= 1.5, info
+    assert pid > 0 and suite.CompetingLoad(0).__enter__().describe() == {"threads": 0}
+    r = subprocess.run([sys.executable, "suite.py", "linear", "--competing-load", "-1"], cwd=BENCH,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--competing-load must be >= 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_report_puts_idle_and_loaded_ratios_side_by_side(monkeypatch):
+    import report
+
+    def payload(tut, tdq):
+        return {"results": {"tutorial anderson (reference)": {"wall_ratio": tut[1], "wall_ratio_per_rep": tut},
+                            "torchdeq anderson": {"wall_ratio": tdq[1], "wall_ratio_per_rep": tdq}},
+                "competing_load": {"threads": 2, "what": "a loop", "mean_busy_threads": 1.9}}
+
+    files = {"poster_random": payload([1.4, 1.5, 1.6], [1.7, 1.8, 1.9]),
+             "poster_random_loaded": payload([1.0, 1.2, 1.4], [1.3, 1.6, 1.7])}
+    monkeypatch.setattr(report, "load", files.get)
+    lines = report.loaded_section()
+    assert "| `poster_random` | tutorial anderson (reference) | 1.50x (1.40-1.60) | 1.20x (1.00-1.40) | 1.3x | no |" in lines
+    assert "| `poster_random` | torchdeq anderson | 1.80x (1.70-1.90) | 1.60x (1.30-1.70) | 1.5x | yes |" in lines
+    monkeypatch.setattr(report, "load", {}.get)
+    assert report.loaded_section() == []
