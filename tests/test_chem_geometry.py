@@ -234,3 +234,17 @@ def test_qm9_split_keeps_each_molecule_in_its_split_when_others_fail():
     for whole, reduced in zip(full, part):
         assert np.array_equal(index[keep][reduced], np.setdiff1d(index[whole], index[drop]))
     assert sum(len(p) for p in part) == keep.size
+
+
+def test_deuterium_is_folded_like_hydrogen():
+    """A deuterated drug (dutetrabenazine is one) has its parent's electronic structure: its [2H] fold into
+    their heavy atoms, and the image is the one of the same geometry with plain hydrogens (RDKit's RemoveHs
+    keeps isotopes, which once made the graph larger than the image's rows: an IndexError in a screen)."""
+    deuterated = structure_from_smiles("[2H]C([2H])([2H])Oc1ccccc1")
+    plain = Chem.Mol(deuterated)
+    for atom in plain.GetAtoms():
+        atom.SetIsotope(0)
+    img = structure_to_image(deuterated, 8)
+    assert img.shape == (len(GEOMETRY_CHANNELS), 8, 8)
+    assert img[GEOMETRY_CHANNELS.index("bond_order")].any(axis=1).sum() == 8  # O, the methyl C, six ring atoms
+    np.testing.assert_array_equal(img, structure_to_image(plain, 8))

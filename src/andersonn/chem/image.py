@@ -251,7 +251,9 @@ def structure_to_image(molh: Chem.Mol, size: int = DEFAULT_IMAGE_SIZE, *, hydrog
     pos = molh.GetConformer().GetPositions()
     if hydrogens == "folded":
         rows, group = heavy_atom_groups(molh)
-        graph = Chem.RemoveHs(molh, sanitize=False)
+        # every hydrogen is folded, so the graph drops every one: RemoveHs would keep deuterium ([2H]),
+        # whose rows the image does not have
+        graph = Chem.RemoveAllHs(molh, sanitize=False)
         graph.UpdatePropertyCache(strict=False)
     else:
         rows, group = np.arange(molh.GetNumAtoms()), np.arange(molh.GetNumAtoms())
