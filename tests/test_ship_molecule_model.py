@@ -16,7 +16,8 @@ def _run(folder: Path, dataset: str) -> Path:
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"weights")
     (folder / "config.json").write_text(json.dumps({
-        "config": {"dataset": dataset, "arch": "deq", "solver": "anderson", "epochs": 8, "jacobian_reg": 1.0},
+        "config": {"dataset": dataset, "arch": "deq", "solver": "anderson", "epochs": 8, "jacobian_reg": 1.0,
+                   "data_dir": "/training/machine/cache"},
         "model": {"image_size": 32, "channels": 48, "inner_channels": 64},
         "class_names": ["weakly polar", "strongly polar"],
         "dataset_meta": {"threshold_debye": 3.0, "label": "GFN2-xTB dipole of the lowest conformer",
@@ -50,6 +51,8 @@ def test_the_card_states_the_task_of_the_run(tmp_path, dataset, scored_at):
     assert card["accuracy"]["test_screen_mode"] == {"n": 1000, "accuracy": 0.9, "roc_auc": 0.95}
     assert card["model"]["training_finished"] and card["model"]["chosen_epoch"] == 5
     assert (dest / "model.safetensors").read_bytes() == b"weights"
+    shipped = json.loads((dest / "config.json").read_text())  # the training machine's cache path is not shipped
+    assert shipped["config"]["data_dir"] is None and shipped["config"]["epochs"] == 8
 
 
 def test_runs_it_cannot_ship_are_refused_with_one_line(tmp_path):
