@@ -475,3 +475,6 @@ def test_a_width_the_layer_cannot_group_is_refused_by_the_config():
     with pytest.raises(ConfigError, match=r"--inner-channels must be a positive multiple of 8 .*got 12"):
         TrainConfig(inner_channels=12).validate()
     TrainConfig(channels=8, inner_channels=16).validate()
+    TrainConfig(channels=12, inner_channels=12, groups=4).validate()  # the check follows the config's own groups
+    with pytest.raises(ConfigError, match=r"--channels must be a positive multiple of 16 .*got 24"):
+        TrainConfig(channels=24, inner_channels=32, groups=16).validate()

@@ -9,10 +9,6 @@ from torch.nn import functional as F
 __all__ = ["ImplicitConvBlock"]
 
 
-#: GroupNorm groups of the poster's layer: both widths must be multiples of it.
-NORM_GROUPS = 8
-
-
 class ImplicitConvBlock(nn.Module):
     """f(z, x) = norm(ReLU(z + norm(x + W2 * norm(ReLU(W1 * z))))).
 
@@ -30,7 +26,7 @@ class ImplicitConvBlock(nn.Module):
     """
 
     def __init__(
-        self, channels: int = 48, inner_channels: int = 64, groups: int = NORM_GROUPS, kernel_size: int = 3,
+        self, channels: int = 48, inner_channels: int = 64, groups: int = 8, kernel_size: int = 3,
         init_std: float = 0.01,
     ) -> None:
         super().__init__()

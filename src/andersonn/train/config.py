@@ -176,12 +176,12 @@ class TrainConfig:
         for name in ("tol", "backward_tol", "lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        from ..models.implicit import NORM_GROUPS
-
+        if self.groups < 1:
+            raise ConfigError(f"groups must be >= 1, got {self.groups}")
         for name in ("channels", "inner_channels"):
             width = getattr(self, name)
-            if width < 1 or width % NORM_GROUPS:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive multiple of {NORM_GROUPS} "
+            if width < 1 or width % self.groups:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive multiple of {self.groups} "
                                   f"(the layer's GroupNorm groups), got {width}")
         if self.lr_min < 0:
             raise ConfigError(f"--lr-min must be >= 0, got {self.lr_min}")
