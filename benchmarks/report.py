@@ -74,11 +74,12 @@ LOADED_TARGETS = {"tutorial anderson (reference)": 1.3, "torchdeq anderson": 1.5
 def loaded_section() -> list[str]:
     """The poster-layer suites measured idle and with a competing 2-thread process (``--competing-load``): how
     much faster than the peers this project stays on a busy machine, per repetition, median (range)."""
-    rows = []
+    rows, loads = [], {}
     for name in ("poster_random", "poster_trained"):
         idle, busy = load(name), load(f"{name}_loaded")
         if not busy:
             continue
+        loads[name] = busy["competing_load"]
         for peer, target in LOADED_TARGETS.items():
             cells = []
             for d in (idle, busy):
@@ -88,12 +89,11 @@ def loaded_section() -> list[str]:
             rows.append(f"| `{name}` | {peer} | {cells[0]} | {cells[1]} | {target:.1f}x | {met} |")
     if not rows:
         return []
-    load_info = next(load(f"{n}_loaded")["competing_load"] for n in ("poster_random", "poster_trained")
-                     if load(f"{n}_loaded"))
+    first, load_info = next(iter(loads.items()))
     return ["## The poster's layer on a busy machine (`suite.py PROBLEM --competing-load 2`)", "",
             f"The same suite with a second process running beside every solve ({load_info.get('what', '')}, "
             f"{load_info['threads']} threads; it kept {load_info.get('mean_busy_threads', float('nan')):.2f} threads busy "
-            "on average in the poster_random run), started and stopped by the benchmark. Each cell is the peer's wall time "
+            f"on average in the {first} run), started and stopped by the benchmark. Each cell is the peer's wall time "
             "over `andersonn anderson`'s in the same repetition: median (range) over repetitions; > 1 means this "
             "project is faster.", "",
             "| problem | peer | idle | loaded | target (loaded) | met |", "|---|---|---|---|---|---|", *rows, ""]

@@ -88,7 +88,7 @@ def main() -> int:
                      "build_seconds_cpu": meta["build_seconds_cpu"], "cache_bytes": meta["cache_bytes"]}
 
     lo, bz = (np.asarray(refs[split][k]) for k in ("dipole_lowest", "dipole_boltzmann"))
-    ff = np.array([np.nan if v is None else v for v in refs[split]["dipole_xtb_screen_conformer"]], dtype=float)
+    ff = _values(refs[split]["dipole_xtb_screen_conformer"])
     has_ff = np.isfinite(ff)
     results["label_modes"] = {
         "n": len(lo), "class_disagreement": float(np.mean((lo >= thr) != (bz >= thr))),
@@ -126,8 +126,7 @@ def main() -> int:
     for key, label in (("dipole_mmff_label_conformer", "MMFF94 point-charge dipole at the labelled conformer"),
                        ("dipole_mmff_screen_conformer", "MMFF94 point-charge dipole at the screen's conformer"),
                        ("dipole_xtb_screen_conformer", "GFN2-xTB dipole at the screen's (lowest-MMFF) conformer")):
-        fit = np.array([np.nan if v is None else v for v in refs["train"][key]], dtype=float)
-        value = np.array([np.nan if v is None else v for v in refs[split][key]], dtype=float)
+        fit, value = _values(refs["train"][key]), _values(refs[split][key])
         if key == "dipole_xtb_screen_conformer" and args.label_mode == "lowest_ff":
             results["baselines"][key] = {"description": label, "note": "the label itself in the lowest_ff mode: "
                                          "a screen that runs this xTB single point needs no model"}
@@ -174,6 +173,11 @@ def main() -> int:
     plot_threshold_report(results, args.out, margin_label="|xTB dipole - threshold| (D)")
     print(f"wrote {args.out / 'results.json'}")
     return 0
+
+
+def _values(column: list) -> np.ndarray:
+    """A reference column as floats, NaN where a molecule has no value (None)."""
+    return np.array([np.nan if v is None else v for v in column], dtype=float)
 
 
 def _run_structure(run_dir: str) -> str:

@@ -107,9 +107,8 @@ def main() -> None:
         if (args.run / f).exists():
             shutil.copy2(args.run / f, dest / f)
     # the training machine's cache folder means nothing on a user's (a screen builds its own images)
-    shipped_config = json.loads(json.dumps(config))
-    shipped_config["config"]["data_dir"] = None
-    (dest / "config.json").write_text(json.dumps(shipped_config, indent=2))
+    config["config"]["data_dir"] = None
+    (dest / "config.json").write_text(json.dumps(config, indent=2))
     screen = results.get("screen_mode", {}).get(args.name)
     split = results.get("split", "test")
     card = {
