@@ -195,3 +195,36 @@ def test_deq_with_and_without_buffer_reuse_gives_the_same_outputs_and_gradients(
 
 def test_workspace_is_exported():
     assert andersonn.Workspace is Workspace
+
+
+@pytest.mark.parametrize("case", ["plain", "nan_early", "failed_uniform_step"])
+def test_fresh_history_left_uninitialised_on_the_cpu_gives_the_zeroed_answer(monkeypatch, case):
+    # Without a workspace the CPU's uniform window starts from uninitialised buffers (no zero fill).
+    # Made to hold NaN at their worst, they must give exactly the answer of zeroed buffers.
+    f, args, z0 = _problem(seed=1)
+    kwargs = dict(tol=1e-10, max_iter=300, m=5)
+    if case == "failed_uniform_step":
+        kwargs["max_coeff"] = 1.0001
+
+    def run(ws):
+        if case != "nan_early":
+            return solve(f, z0, args=args, workspace=ws, **kwargs)
+        flaky = nan_on_call(lambda z: f(z, *args), call=2, row=3, col=5)
+        return solve(flaky, z0, workspace=ws, **kwargs)
+
+    ref = run(Workspace())  # a new workspace hands out zeroed buffers
+    made = []
+    real_new_empty = torch.Tensor.new_empty
+
+    def poisoned_new_empty(self, *size, **kw):
+        t = real_new_empty(self, *size, **kw)
+        if t.is_floating_point():
+            t.fill_(float("nan"))
+            made.append(t.shape)
+        return t
+
+    monkeypatch.setattr(torch.Tensor, "new_empty", poisoned_new_empty)
+    _same(run(None), ref)
+    assert (12, 5, 40) in made  # the history really came uninitialised
+    if case != "plain":
+        assert int(ref.restarts.sum()) > 0

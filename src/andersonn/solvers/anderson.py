@@ -95,7 +95,13 @@ class Anderson(FixedPointMethod):
         self.dtype = z.dtype
         fast = self.cpu_shortcuts and z.device.type == "cpu"
         ws = self.workspace
-        if ws is None:
+        if ws is None and fast:
+            # Uninitialised, like reused buffers: the uniform window reads only the columns this
+            # solve writes, and _enter_masked clears the rest. That skips a zero fill of 2m states.
+            self.F = z.new_empty(b, m, n)
+            self.G = z.new_empty(b, m, n)
+            self._stale = True
+        elif ws is None:
             self.F = z.new_zeros(b, m, n)
             self.G = z.new_zeros(b, m, n)
             self._stale = False
@@ -107,7 +113,7 @@ class Anderson(FixedPointMethod):
                 self.F.zero_()
                 self.G.zero_()
                 self._stale = False
-        # While the buffers hold an earlier solve's values, only columns 0..min(k, m-1) are this
+        # While the buffers hold an earlier solve's values (or none), only columns 0..min(k, m-1) are this
         # solve's: the uniform window reads only those, the masked path clears the rest on entry.
         self.k = -1
         # The bordered matrix [[0, 1^T], [1, G^T G]] in float64, one row/column written per step;
@@ -222,9 +228,9 @@ class Anderson(FixedPointMethod):
     def _enter_masked(self, s: int) -> None:
         """Switch to per-sample masks, starting from the uniform window of columns 0..s-1."""
         if self._stale:
-            # Reused buffers: the masked solve and mix read every column (with weight 0 for the
-            # invalid ones, and 0 x an old NaN is NaN), so columns this solve never wrote, and
-            # their Gram entries, become what fresh zeroed buffers would have held.
+            # Reused or uninitialised buffers: the masked solve and mix read every column (with
+            # weight 0 for the invalid ones, and 0 x an old NaN is NaN), so columns this solve
+            # never wrote, and their Gram entries, become what zeroed buffers would have held.
             c = min(self.k + 1, self.m)  # columns written by residual() so far
             self.F[:, c:].zero_()
             self.G[:, c:].zero_()
