@@ -39,16 +39,37 @@ def test_compare_writes_report_with_schema(tmp_path):
     assert data["standard"]["params"] == data["accelerated"]["params"] > 0
     assert data["speedup_train"] == data["standard"]["train_time_s"] / data["accelerated"]["train_time_s"]
     assert set(data["compute_saved"]) == {"by_nfe", "by_time"}
+    assert data["epochs_run"] == {"standard": 2, "accelerated": 2}
+    assert data["speedup_train_per_epoch"] == pytest.approx(data["speedup_train_common_epochs"])
     for name in ("report.md", "report.html", "results_table.csv", "epochs.csv", "residuals.csv",
                  "accuracy_vs_epoch.png", "residuals.png", "m_tradeoff.png", "speedup.png", "m_tradeoff_trained.csv"):
         assert (tmp_path / name).is_file() and (tmp_path / name).stat().st_size > 0, name
     md = report.read_text()
     # the sizes the runs used (--max-train 100 / --max-test 50), not the dataset's 1437 / 360
     assert "Dataset: 100 training / 50 test images" in md
+    assert "| Epochs trained | 2 | 2 |" in md
     assert "| Number of parameters |" in md and "![Residual vs iteration](residuals.png)" in md
     assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
     epochs = (tmp_path / "epochs.csv").read_text().splitlines()
     assert len(epochs) == 1 + 2 * 2  # header + 2 epochs x 2 solvers
+
+
+def test_results_table_compares_equal_work_when_early_stopping_ended_runs_at_different_epochs():
+    from andersonn.study import results_table
+    from andersonn.study.report import table_rows
+
+    block = dict(params=10, train_accuracy=0.9, test_accuracy=0.9, best_test_accuracy=0.9, inference_time_s=1.0,
+                 inference_time_per_batch_s=0.1, forward_nfe=10.0, backward_nfe=5.0, inference_nfe=10.0)
+    standard = dict(block, train_time_s=40.0)  # 4 epochs of 10 s
+    accelerated = dict(block, train_time_s=10.0)  # stopped early after 2 epochs of 5 s
+    history = {"standard": [{"epoch_time_s": 10.0}] * 4, "accelerated": [{"epoch_time_s": 5.0}] * 2}
+    table = results_table(standard, accelerated, "toy", history)
+    assert table["speedup_train"] == 4.0  # the whole runs: credits the one that stopped sooner
+    assert table["speedup_train_per_epoch"] == table["speedup_train_common_epochs"] == 2.0
+    assert table["epochs_run"] == {"standard": 4, "accelerated": 2}
+    rows = {q: (s, a) for q, s, a in table_rows(table)}
+    assert rows["Epochs trained"] == ("4", "2") and rows["Speedup, training, per epoch"] == ("1.00", "2.00")
+    assert "epochs_run" not in results_table(standard, accelerated, "toy")  # no history, no per-epoch claim
 
 
 def test_residual_study_anderson_beats_forward_on_poster_layer():

@@ -14,6 +14,7 @@ from ..train import ConfigError, TrainConfig, evaluate, train
 from ..train.saved_model import load_trained
 from ..train.config import NOT_COMPARED, setting_differences
 from ..fileio import atomic_write_text
+from .evaluation import epoch_speedups
 
 SOLVERS = {"standard": "forward", "accelerated": "anderson"}
 BLOCK_KEYS = ["params", "train_accuracy", "test_accuracy", "best_test_accuracy", "train_time_s",
@@ -24,19 +25,28 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def results_table(standard: dict[str, Any], accelerated: dict[str, Any], dataset: str) -> dict[str, Any]:
+def results_table(standard: dict[str, Any], accelerated: dict[str, Any], dataset: str,
+                  history: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """The poster's results table from two training summaries (``results.json`` schema).
 
     Compute saved is reported two ways: by function evaluations per training step
-    (forward + backward NFE) and by training wall time.
+    (forward + backward NFE) and by training wall time. With ``history`` (each run's per-epoch
+    metrics, keyed ``"standard"`` / ``"accelerated"``) the table also has the equal-work speedups of
+    :func:`~andersonn.study.evaluation.epoch_speedups`, which stay fair when early stopping ended
+    the two runs at different epochs.
     """
     s_work = standard["forward_nfe"] + standard["backward_nfe"]
     a_work = accelerated["forward_nfe"] + accelerated["backward_nfe"]
+    per_epoch = {}
+    if history:
+        per_epoch = epoch_speedups([r["epoch_time_s"] for r in history.get("standard", [])],
+                                   [r["epoch_time_s"] for r in history.get("accelerated", [])])
     return {
         "dataset": dataset,
         "standard": {k: standard[k] for k in BLOCK_KEYS},
         "accelerated": {k: accelerated[k] for k in BLOCK_KEYS},
         "speedup_train": _ratio(standard["train_time_s"], accelerated["train_time_s"]),
+        **per_epoch,
         "speedup_inference": _ratio(standard["inference_time_s"], accelerated["inference_time_s"]),
         "compute_saved": {
             "by_nfe": 1.0 - _ratio(a_work, s_work),
@@ -66,7 +76,7 @@ def compare(base: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             continue
         result = train(cfg, resume=resume, progress=progress, dataset=ds)
         summaries[label], history[label] = result.summary, result.metrics
-    table = results_table(summaries["standard"], summaries["accelerated"], base.dataset)
+    table = results_table(summaries["standard"], summaries["accelerated"], base.dataset, history)
     table["dataset_summary"] = ds.summary()
     # What the runs really used (--max-train / --max-test cut the splits)
     table["dataset_summary"]["train"] = min(ds.y_train.numel(), base.max_train or ds.y_train.numel())

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["predict_proba", "solver_comparison", "score_trained_run"]
+__all__ = ["predict_proba", "epoch_speedups", "solver_comparison", "score_trained_run"]
 
 
 def predict_proba(model: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, float, float]:
@@ -37,21 +37,44 @@ def predict_proba(model: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> 
     return np.concatenate(probs), time.perf_counter() - t0, nfe / max(1, x.shape[0])
 
 
+def epoch_speedups(standard_epoch_times: list[float], accelerated_epoch_times: list[float]) -> dict[str, Any]:
+    """Training speedups that stay fair when early stopping ended two runs at different epochs.
+
+    The whole-run ratio (``train_time_s`` over ``train_time_s``) credits a run for stopping sooner;
+    these compare equal work: ``speedup_train_per_epoch`` the mean epoch times, and
+    ``speedup_train_common_epochs`` the time of the epochs both ran (the first ``min`` of them).
+
+    >>> epoch_speedups([10.0, 10.0, 10.0], [5.0, 5.0])
+    {'epochs_run': {'standard': 3, 'accelerated': 2}, 'speedup_train_per_epoch': 2.0, 'speedup_train_common_epochs': 2.0}
+    """
+    s, a = list(standard_epoch_times), list(accelerated_epoch_times)
+    if not s or not a:
+        return {}
+    k = min(len(s), len(a))
+    return {"epochs_run": {"standard": len(s), "accelerated": len(a)},
+            "speedup_train_per_epoch": (sum(s) / len(s)) / (sum(a) / len(a)),
+            "speedup_train_common_epochs": sum(s[:k]) / sum(a[:k])}
+
+
 def solver_comparison(standard: dict[str, Any], accelerated: dict[str, Any], note: str) -> dict[str, Any]:
     """Speedups and compute saved of ``accelerated`` over ``standard`` (each a report's run entry with
     ``train_time_s``, ``inference_s``, ``forward_nfe``, ``backward_nfe``, ``inference_nfe``, ``accuracy``
-    and, where timed more than once, ``inference_s_range``).
+    and, where timed more than once, ``inference_s_range``; with ``epoch_times_s`` in both, the
+    equal-work speedups of :func:`epoch_speedups` too).
 
-    >>> s = dict(train_time_s=10.0, inference_s=2.0, forward_nfe=20, backward_nfe=20, inference_nfe=25, accuracy=0.9)
-    >>> a = dict(train_time_s=5.0, inference_s=1.0, forward_nfe=10, backward_nfe=10, inference_nfe=12, accuracy=0.91)
+    >>> s = dict(train_time_s=30.0, inference_s=2.0, forward_nfe=20, backward_nfe=20, inference_nfe=25, accuracy=0.9,
+    ...          epoch_times_s=[10.0, 10.0, 10.0])
+    >>> a = dict(train_time_s=10.0, inference_s=1.0, forward_nfe=10, backward_nfe=10, inference_nfe=12, accuracy=0.91,
+    ...          epoch_times_s=[5.0, 5.0])
     >>> c = solver_comparison(s, a, "toy")
-    >>> c["speedup_train"], c["compute_saved_by_nfe"], round(c["accuracy_difference"], 2)
-    (2.0, 0.5, 0.01)
+    >>> c["speedup_train"], c["speedup_train_per_epoch"], c["compute_saved_by_nfe"], round(c["accuracy_difference"], 2)
+    (3.0, 2.0, 0.5, 0.01)
     """
     s_work = standard["forward_nfe"] + standard["backward_nfe"]
     a_work = accelerated["forward_nfe"] + accelerated["backward_nfe"]
     out = {
         "speedup_train": standard["train_time_s"] / accelerated["train_time_s"],
+        **epoch_speedups(standard.get("epoch_times_s") or [], accelerated.get("epoch_times_s") or []),
         "speedup_inference": standard["inference_s"] / accelerated["inference_s"],
         "compute_saved_by_nfe": 1 - a_work / s_work,
         "compute_saved_by_time": 1 - accelerated["train_time_s"] / standard["train_time_s"],

@@ -31,10 +31,21 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Forward NFE per sample (train)", f"{s['forward_nfe']:.1f}", f"{a['forward_nfe']:.1f}"),
         ("Backward NFE per sample (train)", f"{s['backward_nfe']:.1f}", f"{a['backward_nfe']:.1f}"),
         ("Speedup, training", "1.00", f"{results['speedup_train']:.2f}"),
+        *_epoch_rows(results),
         ("Speedup, inference", "1.00", f"{results['speedup_inference']:.2f}"),
         ("Compute saved (NFE / time)", "-",
          f"{pct(results['compute_saved']['by_nfe'])} / {pct(results['compute_saved']['by_time'])}"),
     ]
+
+
+def _epoch_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Epochs trained and the per-epoch speedup, where the table has them: early stopping can end the runs
+    at different epochs, and then the whole-run speedup alone would credit the one that stopped sooner."""
+    if "epochs_run" not in results:
+        return []
+    n = results["epochs_run"]
+    return [("Epochs trained", str(n["standard"]), str(n["accelerated"])),
+            ("Speedup, training, per epoch", "1.00", f"{results['speedup_train_per_epoch']:.2f}")]
 
 
 # One distinct (line style, marker) per series, so identical curves (e.g. standard and accelerated with the
